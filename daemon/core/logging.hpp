@@ -1,0 +1,43 @@
+// Process logging on stderr (spdlog) and the access log line, text or JSON (DESIGN §3.7, §3.9).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+
+namespace sluice::logging {
+
+/// Configures the default spdlog logger to write to stderr at `cfg.level`, and the access log
+/// to write in `cfg.format` (or not at all when `cfg.access_log` is false). Safe to call again
+/// on reload. An unknown level name falls back to "info".
+void configure(const config::log_config& cfg);
+
+/// One finished request, as the access log records it. No header values, no query string:
+/// credentials never reach the log (DESIGN §3.7).
+struct access_entry {
+    std::string_view client;    ///< client address "ip:port"
+    std::string_view upstream;  ///< upstream name, "passthrough" or "unrouted"
+    std::string_view method;
+    std::string_view host;        ///< request authority's host
+    std::string_view path;        ///< path without the query string
+    unsigned status = 0;          ///< final status sent to the client (0: none was sent)
+    std::uint64_t bytes_in = 0;   ///< request body bytes read from the client
+    std::uint64_t bytes_out = 0;  ///< response body bytes written to the client
+    double duration_seconds = 0;  ///< from the first byte of the request head to the last write
+    unsigned attempts = 0;        ///< upstream attempts made (0 when answered by sluice)
+    std::string_view error;       ///< RFC 9209 type when sluice made the response, else empty
+};
+
+/// Writes `e` as one line on stderr: `key=value` pairs (text) or one JSON object (json).
+/// Does nothing when the access log is off.
+void access(const access_entry& e);
+
+/// True when the access log is on (so callers can skip building the entry).
+bool access_enabled() noexcept;
+
+/// Returns `path` with any query (`?...`) removed; the query may carry secrets.
+std::string_view strip_query(std::string_view path) noexcept;
+
+}  // namespace sluice::logging

@@ -1,0 +1,188 @@
+// Framing checks, hop-by-hop removal and Via handling.
+#include "http/header_rules.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <boost/beast/core/string.hpp>
+
+namespace sluice::http {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    return boost::beast::iequals(a, b);
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+}  // namespace
+
+std::vector<std::string_view> split_list(std::string_view value) {
+    std::vector<std::string_view> out;
+    while (!value.empty()) {
+        auto comma = value.find(',');
+        auto element = trim(value.substr(0, comma));
+        if (!element.empty())
+            out.push_back(element);
+        if (comma == std::string_view::npos)
+            break;
+        value.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
+std::optional<framing_error> check_request_framing(const bhttp::fields& f, unsigned version) {
+    std::vector<std::string_view> codings;
+    bool has_te = false;
+    for (auto it = f.find(bhttp::field::transfer_encoding);
+         it != f.end() && it->name() == bhttp::field::transfer_encoding; ++it) {
+        has_te = true;
+        for (auto c : split_list(it->value()))
+            codings.push_back(c);
+    }
+    bool has_cl = f.count(bhttp::field::content_length) > 0;
+    if (has_te) {
+        if (version < 11) {
+            return framing_error{400, "Transfer-Encoding in an HTTP/1.0 request"};
+        }
+        if (has_cl)
+            return framing_error{400, "both Content-Length and Transfer-Encoding"};
+        if (codings.empty())
+            return framing_error{400, "empty Transfer-Encoding"};
+        // RFC 9112 §6.1: a coding we do not know is 501; then the chunked-last rule (§6.3).
+        for (auto c : codings) {
+            bool known = false;
+            for (auto k : {"chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress"}) {
+                known = known || iequals(c, k);
+            }
+            if (!known)
+                return framing_error{501, "unknown transfer coding"};
+        }
+        auto chunked_count = std::count_if(codings.begin(), codings.end(),
+                                           [](auto c) { return iequals(c, "chunked"); });
+        if (chunked_count > 1)
+            return framing_error{400, "chunked applied more than once"};
+        if (chunked_count == 0 || !iequals(codings.back(), "chunked")) {
+            return framing_error{400, "chunked is not the final transfer coding"};
+        }
+        if (codings.size() > 1)
+            return framing_error{501, "unsupported transfer coding"};
+    }
+    if (has_cl) {
+        std::optional<std::uint64_t> length;
+        for (auto it = f.find(bhttp::field::content_length);
+             it != f.end() && it->name() == bhttp::field::content_length; ++it) {
+            for (auto v : split_list(it->value())) {
+                std::uint64_t n = 0;
+                auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+                if (ec != std::errc{} || p != v.data() + v.size()) {
+                    return framing_error{400, "invalid Content-Length"};
+                }
+                if (length && *length != n) {
+                    return framing_error{400, "conflicting Content-Length values"};
+                }
+                length = n;
+            }
+        }
+        if (!length)
+            return framing_error{400, "invalid Content-Length"};
+    }
+    return std::nullopt;
+}
+
+bool connection_lists(const bhttp::fields& f, std::string_view token) {
+    for (auto it = f.find(bhttp::field::connection);
+         it != f.end() && it->name() == bhttp::field::connection; ++it) {
+        for (auto t : split_list(it->value())) {
+            if (iequals(t, token))
+                return true;
+        }
+    }
+    return false;
+}
+
+void strip_hop_by_hop(bhttp::fields& f) {
+    // Fields named by Connection first: their names are owned by the Connection values.
+    std::vector<std::string> nominated;
+    for (auto it = f.find(bhttp::field::connection);
+         it != f.end() && it->name() == bhttp::field::connection; ++it) {
+        for (auto t : split_list(it->value()))
+            nominated.emplace_back(t);
+    }
+    for (const auto& name : nominated)
+        f.erase(name);
+    for (auto name :
+         {bhttp::field::connection, bhttp::field::keep_alive, bhttp::field::proxy_connection,
+          bhttp::field::proxy_authorization, bhttp::field::te, bhttp::field::trailer,
+          bhttp::field::transfer_encoding, bhttp::field::upgrade}) {
+        f.erase(name);
+    }
+}
+
+bool via_contains(const bhttp::fields& f, std::string_view pseudonym) {
+    for (auto it = f.find(bhttp::field::via); it != f.end() && it->name() == bhttp::field::via;
+         ++it) {
+        for (auto entry : split_list(it->value())) {
+            // entry: received-protocol SP received-by [ SP comment ]
+            auto sp = entry.find_first_of(" \t");
+            if (sp == std::string_view::npos)
+                continue;
+            auto rest = trim(entry.substr(sp + 1));
+            auto by = rest.substr(0, rest.find_first_of(" \t"));
+            if (iequals(by, pseudonym))
+                return true;
+        }
+    }
+    return false;
+}
+
+void append_via(bhttp::fields& f, unsigned version, std::string_view pseudonym) {
+    // One Via line: earlier entries (however many lines they came in) then ours.
+    std::string value;
+    for (auto it = f.find(bhttp::field::via); it != f.end() && it->name() == bhttp::field::via;
+         ++it) {
+        value += it->value();
+        value += ", ";
+    }
+    value += version == 10 ? "1.0 " : "1.1 ";
+    value += pseudonym;
+    f.set(bhttp::field::via, value);
+}
+
+std::optional<std::chrono::seconds> keep_alive_timeout(const bhttp::fields& f) {
+    auto it = f.find(bhttp::field::keep_alive);
+    if (it == f.end())
+        return std::nullopt;
+    for (auto param : split_list(it->value())) {
+        auto eq = param.find('=');
+        if (eq == std::string_view::npos)
+            continue;
+        if (!iequals(trim(param.substr(0, eq)), "timeout"))
+            continue;
+        auto v = trim(param.substr(eq + 1));
+        unsigned long n = 0;
+        auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec != std::errc{} || p != v.data() + v.size())
+            return std::nullopt;
+        return std::chrono::seconds{std::min<unsigned long>(n, 86400)};
+    }
+    return std::nullopt;
+}
+
+bool is_sensitive(std::string_view name, const std::vector<std::string>& redact) {
+    for (auto s : {"authorization", "proxy-authorization", "cookie", "set-cookie"}) {
+        if (iequals(name, s))
+            return true;
+    }
+    return std::any_of(redact.begin(), redact.end(),
+                       [&](const std::string& r) { return iequals(name, r); });
+}
+
+}  // namespace sluice::http

@@ -1,0 +1,57 @@
+// Header rules of a forwarding proxy: framing checks, hop-by-hop removal, Via, redaction
+// (RFC 9110 §7.6, RFC 9112 §6, DESIGN §3.1, §3.7).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/beast/http/fields.hpp>
+
+namespace sluice::http {
+
+namespace bhttp = boost::beast::http;
+
+/// A request whose framing cannot be trusted: answer `status` (400 or 501) and close.
+struct framing_error {
+    unsigned status = 400;
+    std::string reason;
+};
+
+/// Checks the message framing fields of a request head that Beast has parsed (RFC 9112 §6):
+/// `Transfer-Encoding` in HTTP/1.0 (400, §6.1), with `Content-Length` (400, §6.3), `chunked`
+/// not last or repeated (400), a coding other than chunked (501: sluice does not decode
+/// transfer codings), more than one distinct `Content-Length` or a non-numeric one (400).
+/// Empty list elements and whitespace are allowed (`chunked,`), per RFC 9110 §5.6.1.
+/// `version` is 10 or 11. Returns nothing when the framing is sound.
+std::optional<framing_error> check_request_framing(const bhttp::fields& f, unsigned version);
+
+/// Removes every hop-by-hop field (RFC 9110 §7.6.1): `Connection` and each field it names,
+/// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authorization`, `TE`, `Trailer`,
+/// `Transfer-Encoding`, `Upgrade`. Framing is set again by the caller.
+void strip_hop_by_hop(bhttp::fields& f);
+
+/// True when a `Connection` field of `f` lists `token` (case-insensitive).
+bool connection_lists(const bhttp::fields& f, std::string_view token);
+
+/// True when any `Via` entry's received-by is `pseudonym`: our own request came back (a loop,
+/// RFC 9110 §7.6.3).
+bool via_contains(const bhttp::fields& f, std::string_view pseudonym);
+
+/// Appends `Via: <major.minor> <pseudonym>` for a message received as HTTP/`version` (10 or
+/// 11), keeping earlier entries (RFC 9110 §7.6.3).
+void append_via(bhttp::fields& f, unsigned version, std::string_view pseudonym);
+
+/// The `timeout=N` parameter of a `Keep-Alive` field (seconds), if present and valid.
+std::optional<std::chrono::seconds> keep_alive_timeout(const bhttp::fields& f);
+
+/// True for fields never written to logs: Authorization, Proxy-Authorization, Cookie,
+/// Set-Cookie, and the lowercase names in `redact` (DESIGN §3.7).
+bool is_sensitive(std::string_view name, const std::vector<std::string>& redact);
+
+/// Splits a comma-separated field value into trimmed, non-empty elements (RFC 9110 §5.6.1).
+std::vector<std::string_view> split_list(std::string_view value);
+
+}  // namespace sluice::http

@@ -1,0 +1,174 @@
+// Request-target parsing on Boost.URL, with the stricter host rules a proxy needs.
+#include "http/request_target.hpp"
+
+#include <boost/url/parse.hpp>
+
+namespace sluice::http {
+
+namespace urls = boost::urls;
+
+namespace {
+
+// A DNS name as routed on: letters, digits, '-', '_' and '.'; no percent-encoding, which would
+// let two spellings of one host pick different upstreams.
+bool valid_reg_name(std::string_view host) {
+    if (host.empty() || host.size() > 253)
+        return false;
+    for (char c : host) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
+
+// Extracts host and port from Boost.URL's view of an authority; false when not acceptable.
+template <class View>
+bool take_host_port(const View& v, std::uint16_t default_port_value, bool require_port,
+                    std::string& host, std::uint16_t& port) {
+    if (v.has_userinfo())
+        return false;
+    switch (v.host_type()) {
+        case urls::host_type::name: {
+            std::string_view name = v.encoded_host();
+            if (!valid_reg_name(name))
+                return false;
+            host = lower(name);
+            break;
+        }
+        case urls::host_type::ipv4:
+            host = std::string(v.encoded_host());
+            break;
+        case urls::host_type::ipv6:
+            host = lower(v.encoded_host_address());
+            break;
+        default:
+            return false;  // IPvFuture, or no host at all
+    }
+    if (v.has_port()) {
+        std::string_view p = v.port();
+        if (p.empty() || p.size() > 5)
+            return false;
+        unsigned value = 0;
+        for (char c : p)
+            value = value * 10 + static_cast<unsigned>(c - '0');
+        if (value == 0 || value > 65535)
+            return false;
+        port = static_cast<std::uint16_t>(value);
+    } else {
+        if (require_port)
+            return false;
+        port = default_port_value;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::uint16_t default_port(std::string_view scheme) noexcept {
+    return scheme == "https" ? 443 : 80;
+}
+
+std::string request_target::authority() const {
+    std::string out;
+    bool v6 = host.find(':') != std::string::npos;
+    if (v6)
+        out += '[';
+    out += host;
+    if (v6)
+        out += ']';
+    if (port != default_port(scheme.empty() ? "http" : scheme)) {
+        out += ':';
+        out += std::to_string(port);
+    }
+    return out;
+}
+
+std::string_view request_target::path() const {
+    std::string_view p = path_and_query;
+    return p.substr(0, p.find('?'));
+}
+
+bool parse_authority(std::string_view text, std::uint16_t default_port_value, bool require_port,
+                     std::string& host, std::uint16_t& port) {
+    auto r = urls::parse_authority(text);
+    if (!r)
+        return false;
+    return take_host_port(*r, default_port_value, require_port, host, port);
+}
+
+std::variant<request_target, target_error> parse_request_target(std::string_view method,
+                                                                std::string_view target,
+                                                                std::string_view host_header) {
+    request_target t;
+    if (target.find('#') != std::string_view::npos) {
+        return target_error{"fragment in request target"};
+    }
+    if (method == "CONNECT") {
+        t.kind = request_target::form::authority;
+        t.scheme = "https";
+        if (!parse_authority(target, 443, true, t.host, t.port)) {
+            return target_error{"CONNECT needs host:port"};
+        }
+        return t;
+    }
+    if (!target.empty() && target.front() != '/' && target != "*") {
+        auto r = urls::parse_absolute_uri(target);
+        if (!r)
+            return target_error{"malformed absolute-form target"};
+        const urls::url_view& u = *r;
+        if (u.scheme_id() == urls::scheme::http) {
+            t.scheme = "http";
+        } else if (u.scheme_id() == urls::scheme::https) {
+            t.scheme = "https";
+        } else {
+            return target_error{"unsupported scheme"};
+        }
+        if (u.has_userinfo())
+            return target_error{"userinfo in request target"};
+        if (!u.has_authority())
+            return target_error{"no authority in request target"};
+        if (!take_host_port(u, default_port(t.scheme), false, t.host, t.port)) {
+            return target_error{"invalid authority in request target"};
+        }
+        t.kind = request_target::form::absolute;
+        std::string_view path = u.encoded_path();
+        t.path_and_query = path.empty() ? "/" : std::string(path);
+        if (u.has_query()) {
+            t.path_and_query += '?';
+            t.path_and_query += u.encoded_query();
+        }
+        return t;
+    }
+    t.scheme = "http";
+    if (target == "*") {
+        if (method != "OPTIONS")
+            return target_error{"asterisk-form is only for OPTIONS"};
+        t.kind = request_target::form::asterisk;
+        t.path_and_query = "*";
+    } else {
+        auto r = urls::parse_origin_form(target);
+        if (!r)
+            return target_error{"malformed origin-form target"};
+        t.kind = request_target::form::origin;
+        t.path_and_query = std::string(target);
+    }
+    if (host_header.empty())
+        return target_error{"missing Host header"};
+    if (!parse_authority(host_header, 80, false, t.host, t.port)) {
+        return target_error{"invalid Host header"};
+    }
+    return t;
+}
+
+}  // namespace sluice::http

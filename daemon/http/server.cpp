@@ -1,0 +1,170 @@
+// Listener, workers and drain. The thread model is documented on `server` in server.hpp.
+#include "http/server.hpp"
+
+#include <cstdio>
+#include <random>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace sluice::http {
+
+namespace net = boost::asio;
+using net::ip::tcp;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+std::shared_ptr<const runtime> make_runtime(std::shared_ptr<const config::config> cfg,
+                                            const std::string& random_via,
+                                            std::vector<std::string>& errors) {
+    auto rt = std::make_shared<runtime>();
+    rt->router = upstream::router::create(*cfg, errors);
+    if (!rt->router)
+        return nullptr;
+    rt->via_pseudonym = cfg->via_id.empty() ? random_via : cfg->via_id;
+    rt->cfg = std::move(cfg);
+    return rt;
+}
+
+std::string random_via_pseudonym() {
+    std::random_device rd;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
+    return std::string("sluice-") + buf;
+}
+
+struct server::worker {
+    net::io_context ioc{1};
+    net::executor_work_guard<net::io_context::executor_type> guard{ioc.get_executor()};
+    worker_state state{upstream::pool_set(ioc.get_executor())};
+    std::thread thread;
+};
+
+server::server(std::shared_ptr<const runtime> rt) : rt_(std::move(rt)) {
+    const auto& cfg = *rt_->cfg;
+    unsigned n = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i)
+        workers_.push_back(std::make_unique<worker>());
+
+    auto address = net::ip::make_address(cfg.listen.host);
+    tcp::endpoint ep(address, cfg.listen.port);
+    acceptor_ = std::make_unique<tcp::acceptor>(workers_[0]->ioc);
+    acceptor_->open(ep.protocol());
+    acceptor_->set_option(tcp::acceptor::reuse_address(true));
+    if (address.is_v6())
+        acceptor_->set_option(net::ip::v6_only(true));
+    acceptor_->bind(ep);
+    acceptor_->listen(net::socket_base::max_listen_connections);
+}
+
+server::~server() {
+    stop_all();
+    for (auto& w : workers_) {
+        if (w->thread.joinable())
+            w->thread.join();
+    }
+}
+
+tcp::endpoint server::local_endpoint() const {
+    return acceptor_->local_endpoint();
+}
+
+std::shared_ptr<const runtime> server::current() const {
+    return std::atomic_load(&rt_);
+}
+
+void server::swap_runtime(std::shared_ptr<const runtime> rt) {
+    std::atomic_store(&rt_, rt);
+}
+
+void server::run() {
+    net::co_spawn(workers_[0]->ioc, accept_loop(), net::detached);
+    for (std::size_t i = 1; i < workers_.size(); ++i) {
+        workers_[i]->thread = std::thread([w = workers_[i].get()] { w->ioc.run(); });
+    }
+    workers_[0]->ioc.run();
+    for (auto& w : workers_) {
+        if (w->thread.joinable())
+            w->thread.join();
+    }
+}
+
+net::awaitable<void> server::accept_loop() {
+    net::steady_timer backoff(workers_[0]->ioc);
+    const auto max_clients = current()->cfg->limits.max_client_connections;
+    while (acceptor_->is_open()) {
+        auto& w = *workers_[next_worker_];
+        next_worker_ = (next_worker_ + 1) % workers_.size();
+        auto [ec, socket] = co_await acceptor_->async_accept(w.ioc, use_tuple);
+        if (ec == net::error::operation_aborted || !acceptor_->is_open())
+            break;
+        if (ec) {
+            // EMFILE and friends: pause instead of spinning on a listener that stays readable.
+            spdlog::warn("accept failed: {}; pausing 100 ms", ec.message());
+            backoff.expires_after(std::chrono::milliseconds{100});
+            co_await backoff.async_wait(use_tuple);
+            continue;
+        }
+        if (clients_.load() >= max_clients) {
+            spdlog::warn("max_client_connections ({}) reached; closing new connection",
+                         max_clients);
+            continue;  // the socket closes as it goes out of scope
+        }
+        socket.set_option(tcp::no_delay(true));
+        ++clients_;
+        net::co_spawn(w.ioc, serve_client(std::move(socket), current(), w.state),
+                      [this](std::exception_ptr e) {
+                          if (e) {
+                              try {
+                                  std::rethrow_exception(e);
+                              } catch (const std::exception& ex) {
+                                  spdlog::error("session ended by exception: {}", ex.what());
+                              }
+                          }
+                          session_ended();
+                      });
+    }
+}
+
+void server::session_ended() {
+    if (--clients_ == 0 && draining_.load())
+        stop_all();
+}
+
+void server::drain() {
+    if (draining_.exchange(true))
+        return;
+    net::post(workers_[0]->ioc, [this] {
+        boost::system::error_code ec;
+        acceptor_->close(ec);
+        spdlog::info("draining: listener closed, {} client connections open", clients_.load());
+        for (auto& w : workers_) {
+            net::post(w->ioc, [w = w.get()] { w->state.pools.close_idle(); });
+        }
+        if (clients_.load() == 0) {
+            stop_all();
+            return;
+        }
+        auto timer =
+            std::make_shared<net::steady_timer>(workers_[0]->ioc, current()->cfg->drain_timeout);
+        timer->async_wait([this, timer](boost::system::error_code) {
+            spdlog::warn("drain_timeout reached with {} client connections open", clients_.load());
+            stop_all();
+        });
+    });
+}
+
+void server::stop_all() {
+    for (auto& w : workers_) {
+        w->guard.reset();
+        w->ioc.stop();
+    }
+}
+
+}  // namespace sluice::http

@@ -1,0 +1,72 @@
+// The proxy listener and its I/O threads.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "http/session.hpp"
+
+namespace sluice::http {
+
+/// Builds the runtime of one config generation: its router (TLS contexts loaded) and the Via
+/// pseudonym (`via_id`, or `random_via` when via_id is empty). Returns null and fills `errors`
+/// when a TLS file cannot be loaded.
+std::shared_ptr<const runtime> make_runtime(std::shared_ptr<const config::config> cfg,
+                                            const std::string& random_via,
+                                            std::vector<std::string>& errors);
+
+/// A fresh per-process Via pseudonym: "sluice-" and 8 random hex digits (DESIGN §3.1).
+std::string random_via_pseudonym();
+
+/// Accepts client connections and serves them on `threads` I/O threads.
+///
+/// Thread model: one io_context per I/O thread ("worker"), each with its own upstream pools,
+/// so a session and its pooled connections never cross threads and pools take no locks. One
+/// acceptor (on worker 0) hands each accepted socket to the next worker, round-robin. What is
+/// shared between threads is immutable (the runtime: config, router) or guarded by a small
+/// lock of its own (the passthrough LRU).
+class server {
+  public:
+    /// Binds the proxy listener of `rt->cfg` (port 0 = ephemeral). Throws std::system_error
+    /// when the address cannot be bound.
+    explicit server(std::shared_ptr<const runtime> rt);
+    ~server();
+
+    /// The bound listener address (the real port when 0 was asked).
+    boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+    /// Runs the workers; returns when the server has stopped (after drain()).
+    void run();
+
+    /// Makes `rt` the runtime of connections accepted from now on (config reload). Thread-safe.
+    void swap_runtime(std::shared_ptr<const runtime> rt);
+    /// The current runtime. Thread-safe.
+    std::shared_ptr<const runtime> current() const;
+
+    /// Stops accepting, closes idle upstream connections and lets open client connections
+    /// finish; run() returns once none is left or after `drain_timeout`. Thread-safe.
+    void drain();
+
+    /// Client connections open now.
+    std::size_t client_connections() const noexcept { return clients_.load(); }
+
+  private:
+    struct worker;
+    boost::asio::awaitable<void> accept_loop();
+    void session_ended();
+    void stop_all();
+
+    std::shared_ptr<const runtime> rt_;  // guarded by std::atomic_load/store
+    std::vector<std::unique_ptr<worker>> workers_;
+    std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+    std::atomic<std::size_t> clients_{0};
+    std::atomic<bool> draining_{false};
+    std::size_t next_worker_ = 0;
+};
+
+}  // namespace sluice::http

@@ -1,0 +1,708 @@
+// The request path (DESIGN §2): parse -> route -> attempt (pool, write, read head) -> stream the
+// response back. The policies are called from here; none is implemented here.
+#include "http/session.hpp"
+
+#include <array>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "core/logging.hpp"
+#include "core/proxy_error.hpp"
+#include "http/header_rules.hpp"
+#include "http/request_target.hpp"
+
+namespace sluice::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using net::ip::tcp;
+using steady_clock = std::chrono::steady_clock;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+namespace {
+
+constexpr std::size_t relay_buffer_size = 64 * 1024;
+
+/// A response sluice makes itself (DESIGN §5).
+struct local_response {
+    proxy_errc error;
+    std::string details;
+    unsigned status = 0;  // 0: default_status(error)
+    bool close = false;   // the request's framing can no longer be trusted
+};
+
+/// How an attempt ended before any response byte reached the client.
+struct attempt_failure {
+    proxy_errc error;
+    std::string details;
+    bool before_response_byte = false;  // nothing of a response arrived: a stale connection?
+};
+
+/// The request body as read so far: all of it (`complete`), or a prefix while the rest is still
+/// to be streamed from the client.
+struct request_body {
+    std::string buffered;
+    bool complete = true;
+    bool chunked = false;                 // the client sent it chunked
+    std::optional<std::uint64_t> length;  // the client's Content-Length
+    std::uint64_t bytes_read = 0;
+};
+
+bool is_timeout(const beast::error_code& ec) {
+    return ec == beast::error::timeout || ec == net::error::timed_out;
+}
+
+// Calls f(stream) with the connection's TLS or plain stream; both paths share one template.
+template <class F>
+auto with_stream(upstream::connection& c, F&& f) {
+    if (auto* s = c.tls())
+        return f(*s);
+    return f(*c.plain());
+}
+
+class session {
+  public:
+    session(tcp::socket socket, std::shared_ptr<const runtime> rt, worker_state& worker)
+        : client_(std::move(socket)),
+          rt_(std::move(rt)),
+          cfg_(*rt_->cfg),
+          worker_(worker),
+          relay_(std::make_unique<char[]>(relay_buffer_size)) {
+        beast::error_code ec;
+        auto ep = client_.socket().remote_endpoint(ec);
+        if (!ec)
+            client_addr_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+
+    net::awaitable<void> run() {
+        for (;;) {
+            bool keep_alive = co_await serve_one();
+            if (!keep_alive)
+                break;
+        }
+        co_await close_gracefully();
+    }
+
+  private:
+    // ---- one request ----------------------------------------------------------------------
+
+    // Per-request state, reset for every request on the connection.
+    struct exchange {
+        steady_clock::time_point start;
+        std::string method;
+        unsigned version = 11;
+        bool client_keep_alive = true;
+        request_target target;
+        std::shared_ptr<const upstream::upstream_bundle> upstream;
+        unsigned status = 0;
+        std::uint64_t bytes_out = 0;
+        unsigned attempts = 0;
+        std::string_view error;
+        steady_clock::time_point total_deadline;
+        bool logged = false;
+    };
+
+    // Serves one request; returns whether the client connection stays open for another.
+    net::awaitable<bool> serve_one() {
+        // Idle wait for the next request's first byte; a quiet close here is normal.
+        if (buffer_.size() == 0) {
+            client_.expires_after(cfg_.limits.client_idle_timeout);
+            auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
+            if (ec)
+                co_return false;
+            buffer_.commit(n);
+        }
+        exchange x;
+        x.start = steady_clock::now();
+        x.total_deadline = x.start + cfg_.defaults.timeouts.total;
+
+        bhttp::request_parser<bhttp::empty_body> head;
+        head.header_limit(static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(cfg_.limits.max_header_bytes, UINT32_MAX)));
+        head.body_limit(cfg_.limits.max_request_body);
+        client_.expires_after(cfg_.limits.header_read_timeout);
+        auto [ec, n] = co_await bhttp::async_read_header(client_, buffer_, head, use_tuple);
+        if (ec) {
+            if (ec == bhttp::error::end_of_stream || ec == net::error::eof)
+                co_return false;
+            // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
+            local_response bad = read_error_response(ec);
+            co_await respond(x, bad);
+            co_return false;
+        }
+        const auto& req = head.get();
+        x.method = std::string(req.method_string());
+        x.version = req.version();
+        x.client_keep_alive = head.keep_alive();  // the parser sees every Connection line
+        const bool body_pending =
+            head.chunked() || (head.content_length() && *head.content_length() > 0);
+        bool expects_continue = false;
+        if (auto rejected = admit_request(x, head, body_pending, expects_continue)) {
+            // The unread body of a rejected request would be taken for the next request.
+            if (body_pending)
+                rejected->close = true;
+            co_await respond(x, *rejected);
+            co_return !rejected->close && x.client_keep_alive;
+        }
+
+        bhttp::request<bhttp::string_body> out = make_upstream_request(x, req);
+        request_body body;
+        body.chunked = head.chunked();
+        if (auto cl = head.content_length())
+            body.length = *cl;
+        bhttp::request_parser<bhttp::buffer_body> body_parser{std::move(head)};
+        body_parser.body_limit(cfg_.limits.max_request_body);
+        if (body_pending) {
+            if (expects_continue) {
+                bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+                client_.expires_after(cfg_.limits.client_idle_timeout);
+                auto [wec, wn] = co_await bhttp::async_write(client_, cont, use_tuple);
+                if (wec)
+                    co_return false;
+            }
+            auto failure =
+                co_await read_body_prefix(body_parser, body, x.upstream->policy.retry.buffer_limit);
+            if (failure) {
+                if (failure->status != 0)
+                    co_await respond(x, *failure);
+                co_return false;
+            }
+        }
+        if (body.complete) {
+            out.body() = std::move(body.buffered);
+            if (!out.body().empty() || body.length || body.chunked) {
+                out.content_length(out.body().size());
+            }
+        } else if (body.chunked) {
+            out.chunked(true);
+        } else {
+            out.content_length(*body.length);
+        }
+
+        bool keep = co_await forward(x, out, body, body_parser);
+        finish(x, body.bytes_read);
+        co_return keep&& x.client_keep_alive;
+    }
+
+    // The response for a request head Beast could not read.
+    static local_response read_error_response(const beast::error_code& ec) {
+        if (is_timeout(ec)) {
+            return {proxy_errc::http_request_error, "request head not received in time", 408, true};
+        }
+        if (ec == bhttp::error::header_limit) {
+            return {proxy_errc::http_request_error, "request header section too large", 431, true};
+        }
+        if (ec == bhttp::error::body_limit) {
+            return {proxy_errc::http_request_error, "request body too large", 413, true};
+        }
+        if (ec == bhttp::error::bad_transfer_encoding) {
+            return {proxy_errc::http_request_error, "invalid Transfer-Encoding", 400, true};
+        }
+        return {proxy_errc::http_request_error, "malformed request: " + ec.message(), 400, true};
+    }
+
+    // Checks a parsed request head in DESIGN §3.1 order (framing, loop, Host, target, route,
+    // limits, Expect) and picks its upstream into `x`. Returns the rejection, if any.
+    std::optional<local_response> admit_request(
+        exchange& x, const bhttp::request_parser<bhttp::empty_body>& head, bool body_pending,
+        bool& expects_continue) {
+        const auto& req = head.get();
+        if (x.version != 10 && x.version != 11) {
+            return local_response{proxy_errc::http_request_error, "unsupported HTTP version", 505,
+                                  true};
+        }
+        if (auto bad = check_request_framing(req, x.version)) {
+            return local_response{proxy_errc::http_request_error, bad->reason, bad->status, true};
+        }
+        // A Via carrying our own pseudonym: this request has been here before (DESIGN §3.1).
+        if (cfg_.via && via_contains(req, rt_->via_pseudonym)) {
+            return local_response{proxy_errc::proxy_loop_detected, "request came back to sluice"};
+        }
+        if (req.count(bhttp::field::host) > 1) {
+            return local_response{proxy_errc::http_request_error, "more than one Host", 400, true};
+        }
+        auto host_it = req.find(bhttp::field::host);
+        if (x.version == 11 && host_it == req.end()) {
+            // RFC 9112 §3.2: an HTTP/1.1 request without Host is invalid, whatever its form.
+            return local_response{proxy_errc::http_request_error, "missing Host header", 400, true};
+        }
+        std::string_view host_value =
+            host_it == req.end() ? std::string_view{} : std::string_view(host_it->value());
+        auto parsed = parse_request_target(req.method_string(), req.target(), host_value);
+        if (auto* err = std::get_if<target_error>(&parsed)) {
+            return local_response{proxy_errc::http_request_error, err->reason, 400, true};
+        }
+        x.target = std::get<request_target>(std::move(parsed));
+        if (x.target.kind == request_target::form::authority) {
+            return local_response{proxy_errc::http_request_error,
+                                  "CONNECT tunnels are not enabled in this build", 501};
+        }
+        x.upstream = rt_->router->route(x.target.scheme, x.target.host, x.target.port);
+        if (!x.upstream) {
+            return local_response{proxy_errc::http_request_denied,
+                                  "no upstream for host " + x.target.host};
+        }
+        x.total_deadline = x.start + x.upstream->policy.timeouts.total;
+        if (head.content_length() && *head.content_length() > cfg_.limits.max_request_body) {
+            return local_response{proxy_errc::http_request_error, "request body too large", 413,
+                                  true};
+        }
+        // Expect: 100-continue is answered by sluice once admitted; never forwarded, and no
+        // 1xx ever goes to an HTTP/1.0 client (DESIGN §3.1).
+        if (auto e = req.find(bhttp::field::expect); e != req.end()) {
+            if (!beast::iequals(e->value(), "100-continue")) {
+                return local_response{proxy_errc::http_request_error, "unsupported Expect", 417};
+            }
+            expects_continue = body_pending && x.version == 11;
+        }
+        return std::nullopt;
+    }
+
+    // The request as sent upstream: origin-form target, HTTP/1.1, hop-by-hop fields removed,
+    // Host regenerated, Via appended, the upstream's set_headers applied (DESIGN §3.1, §3.7).
+    bhttp::request<bhttp::string_body> make_upstream_request(
+        const exchange& x, const bhttp::request<bhttp::empty_body>& req) {
+        bhttp::request<bhttp::string_body> out;
+        static_cast<bhttp::fields&>(out) = static_cast<const bhttp::fields&>(req);
+        strip_hop_by_hop(out);
+        out.erase(bhttp::field::host);
+        out.erase(bhttp::field::expect);
+        out.erase(bhttp::field::content_length);
+        out.method_string(req.method_string());
+        out.target(x.target.path_and_query);
+        out.version(11);
+        const auto& u = *x.upstream;
+        out.set(bhttp::field::host, u.dynamic ? x.target.authority() : u.origin.authority());
+        if (cfg_.via)
+            append_via(out, x.version, rt_->via_pseudonym);
+        for (const auto& [name, value] : u.set_headers)
+            out.set(name, value);
+        return out;
+    }
+
+    // Reads the request body into `body.buffered` until it is complete or exceeds `limit`
+    // bytes; the rest is streamed later. Returns the response to send when reading fails.
+    net::awaitable<std::optional<local_response>> read_body_prefix(
+        bhttp::request_parser<bhttp::buffer_body>& p, request_body& body, std::uint64_t limit) {
+        while (!p.is_done()) {
+            if (body.buffered.size() > limit) {
+                body.complete = false;
+                co_return std::nullopt;
+            }
+            auto got = co_await read_body_piece(p);
+            if (!got)
+                co_return got.error();
+            body.buffered.append(relay_.get(), *got);
+            body.bytes_read += *got;
+        }
+        co_return std::nullopt;
+    }
+
+    // Reads one piece of request body into relay_; its size, or the response for the failure
+    // (status 0: the client went away, nothing to answer).
+    struct piece_result {
+        std::optional<std::size_t> size;
+        local_response failure{proxy_errc::http_request_error, ""};
+        explicit operator bool() const { return size.has_value(); }
+        std::size_t operator*() const { return *size; }
+        const local_response& error() const { return failure; }
+    };
+    net::awaitable<piece_result> read_body_piece(bhttp::request_parser<bhttp::buffer_body>& p) {
+        p.get().body().data = relay_.get();
+        p.get().body().size = relay_buffer_size;
+        client_.expires_after(cfg_.limits.client_idle_timeout);
+        auto [ec, n] = co_await bhttp::async_read_some(client_, buffer_, p, use_tuple);
+        if (ec == bhttp::error::need_buffer)
+            ec = {};
+        if (ec == bhttp::error::body_limit) {
+            co_return piece_result{
+                std::nullopt,
+                {proxy_errc::http_request_error, "request body too large", 413, true}};
+        }
+        if (ec == bhttp::error::partial_message || ec == bhttp::error::end_of_stream ||
+            ec == net::error::eof || ec == net::error::connection_reset || is_timeout(ec)) {
+            co_return piece_result{std::nullopt, {proxy_errc::http_request_error, "", 0, true}};
+        }
+        if (ec) {
+            co_return piece_result{std::nullopt,
+                                   {proxy_errc::http_request_error,
+                                    "malformed request body: " + ec.message(), 400, true}};
+        }
+        co_return piece_result{relay_buffer_size - p.get().body().size};
+    }
+
+    // Attempts the request upstream and relays the response. Returns whether the client
+    // connection is still usable.
+    net::awaitable<bool> forward(exchange& x, bhttp::request<bhttp::string_body>& out,
+                                 request_body& body,
+                                 bhttp::request_parser<bhttp::buffer_body>& body_parser) {
+        const auto& u = *x.upstream;
+        auto pool = worker_.pools.get(u);
+        bool fresh_only = false;
+        for (;;) {
+            auto attempt_deadline =
+                std::min(steady_clock::now() + u.policy.timeouts.request, x.total_deadline);
+            auto acquired = co_await pool->acquire(u, fresh_only, attempt_deadline);
+            ++x.attempts;
+            if (!acquired.conn) {
+                local_response r{acquired.error->code, acquired.error->details, 0, !body.complete};
+                co_return co_await respond(x, r);
+            }
+            auto conn = std::move(acquired.conn);
+            const bool reused = conn->uses > 0;
+            std::optional<bhttp::response_parser<bhttp::buffer_body>> rp;
+            auto failure = co_await with_stream(*conn, [&](auto& up) {
+                return send_and_read_head(x, up, *conn, out, body, body_parser, rp,
+                                          attempt_deadline);
+            });
+            if (failure) {
+                pool->release(std::move(conn), false, u, std::nullopt);
+                // The stale keep-alive race: a reused connection died before any byte of a
+                // response. Send once more on a fresh one; this is not a retry (DESIGN §3.5).
+                if (reused && failure->before_response_byte && body.complete && !fresh_only) {
+                    spdlog::debug("upstream {}: stale pooled connection, replaying on a fresh one",
+                                  u.name);
+                    fresh_only = true;
+                    continue;
+                }
+                local_response r{failure->error, failure->details, 0, !body.complete};
+                co_return co_await respond(x, r);
+            }
+            auto keep_alive = keep_alive_timeout(rp->get());
+            auto relayed = co_await with_stream(
+                *conn, [&](auto& up) { return relay_response(x, up, *conn, *rp); });
+            pool->release(std::move(conn), relayed.upstream_reusable, u, keep_alive);
+            co_return relayed.client_ok;
+        }
+    }
+
+    // Writes the request (streaming what is left of the body) and reads the final response
+    // head, relaying informational responses to HTTP/1.1 clients. Returns a failure, or
+    // nothing with `rp` holding the final head.
+    template <class Stream>
+    net::awaitable<std::optional<attempt_failure>> send_and_read_head(
+        exchange& x, Stream& up, upstream::connection& conn,
+        bhttp::request<bhttp::string_body>& out, request_body& body,
+        bhttp::request_parser<bhttp::buffer_body>& body_parser,
+        std::optional<bhttp::response_parser<bhttp::buffer_body>>& rp,
+        steady_clock::time_point deadline) {
+        conn.lowest().expires_at(deadline);
+        beast::error_code wec;
+        if (body.complete) {
+            auto [ec, n] = co_await bhttp::async_write(up, out, use_tuple);
+            wec = ec;
+        } else {
+            wec = co_await stream_request(up, conn, out, body, body_parser, deadline);
+            if (wec == bhttp::error::body_limit || wec == bhttp::error::partial_message) {
+                // The client's side failed; whatever the upstream got is incomplete.
+                co_return attempt_failure{proxy_errc::http_request_error,
+                                          "request body could not be read", false};
+            }
+        }
+        // On a write error still read: the upstream may have answered early (e.g. 413) and
+        // closed; its response is worth more than our error.
+        for (;;) {
+            rp.emplace();
+            rp->header_limit(static_cast<std::uint32_t>(
+                std::min<std::uint64_t>(cfg_.limits.max_header_bytes, UINT32_MAX)));
+            rp->body_limit(boost::none);
+            if (x.method == "HEAD")
+                rp->skip(true);
+            conn.lowest().expires_at(deadline);
+            auto [ec, n] = co_await bhttp::async_read_header(up, conn.buffer(), *rp, use_tuple);
+            if (ec) {
+                bool nothing = !rp->got_some() && conn.buffer().size() == 0;
+                if (is_timeout(ec)) {
+                    co_return attempt_failure{proxy_errc::connection_read_timeout,
+                                              "no response head within timeouts.request", false};
+                }
+                if (ec == bhttp::error::header_limit) {
+                    co_return attempt_failure{proxy_errc::http_response_header_section_size,
+                                              "response header section too large", false};
+                }
+                if (ec == bhttp::error::end_of_stream || ec == net::error::eof ||
+                    ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+                    ec == net::ssl::error::stream_truncated ||
+                    ec == bhttp::error::partial_message) {
+                    co_return attempt_failure{proxy_errc::connection_terminated,
+                                              nothing ? "upstream closed the connection"
+                                                      : "upstream closed mid-response head",
+                                              nothing};
+                }
+                if (wec && nothing) {
+                    co_return attempt_failure{proxy_errc::connection_terminated,
+                                              "write failed: " + wec.message(), true};
+                }
+                co_return attempt_failure{proxy_errc::http_protocol_error,
+                                          "malformed response: " + ec.message(), false};
+            }
+            unsigned status = rp->get().result_int();
+            if (status >= 200)
+                co_return std::nullopt;
+            if (status == 101) {
+                co_return attempt_failure{proxy_errc::http_protocol_error,
+                                          "unexpected 101 Switching Protocols", false};
+            }
+            // 100 was ours to send; other 1xx go to HTTP/1.1 clients only.
+            if (status != 100 && x.version == 11) {
+                bhttp::response<bhttp::empty_body> info{std::move(rp->get().base())};
+                strip_hop_by_hop(info);
+                if (cfg_.via)
+                    append_via(info, 11, rt_->via_pseudonym);
+                client_.expires_after(cfg_.limits.client_idle_timeout);
+                co_await bhttp::async_write(client_, info, use_tuple);
+            }
+        }
+    }
+
+    // Streams the request head, the buffered prefix and the rest of the body from the client.
+    template <class Stream>
+    net::awaitable<beast::error_code> stream_request(
+        Stream& up, upstream::connection& conn, bhttp::request<bhttp::string_body>& out,
+        request_body& body, bhttp::request_parser<bhttp::buffer_body>& body_parser,
+        steady_clock::time_point deadline) {
+        bhttp::request_serializer<bhttp::string_body> sr{out};
+        auto [hec, hn] = co_await bhttp::async_write_header(up, sr, use_tuple);
+        if (hec)
+            co_return hec;
+        auto send = [&](const char* data, std::size_t size) -> net::awaitable<beast::error_code> {
+            conn.lowest().expires_at(deadline);
+            if (body.chunked) {
+                auto [ec, n] = co_await net::async_write(
+                    up, bhttp::make_chunk(net::const_buffer(data, size)), use_tuple);
+                co_return ec;
+            }
+            auto [ec, n] = co_await net::async_write(up, net::const_buffer(data, size), use_tuple);
+            co_return ec;
+        };
+        if (auto ec = co_await send(body.buffered.data(), body.buffered.size()))
+            co_return ec;
+        while (!body_parser.is_done()) {
+            auto got = co_await read_body_piece(body_parser);
+            if (!got) {
+                co_return got.error().status == 413
+                    ? beast::error_code(bhttp::error::body_limit)
+                    : beast::error_code(bhttp::error::partial_message);
+            }
+            body.bytes_read += *got;
+            if (*got == 0)
+                continue;
+            if (auto ec = co_await send(relay_.get(), *got))
+                co_return ec;
+        }
+        if (body.chunked) {
+            auto [ec, n] = co_await net::async_write(up, bhttp::make_chunk_last(), use_tuple);
+            co_return ec;
+        }
+        co_return beast::error_code{};
+    }
+
+    struct relay_result {
+        bool client_ok = false;          // the client connection can serve another request
+        bool upstream_reusable = false;  // the upstream connection can go back to the pool
+    };
+
+    // Sends the response head to the client with framing re-chosen for it, then streams the
+    // body. Close-delimited upstream bodies become chunked for HTTP/1.1 clients and
+    // close-delimited for HTTP/1.0 ones; an upstream that breaks off mid-body aborts the client
+    // connection (no terminating chunk), so a cut response never looks complete.
+    template <class Stream>
+    net::awaitable<relay_result> relay_response(exchange& x, Stream& up, upstream::connection& conn,
+                                                bhttp::response_parser<bhttp::buffer_body>& rp) {
+        const unsigned status = rp.get().result_int();
+        const bool no_body = x.method == "HEAD" || status == 204 || status == 304;
+        const bool upstream_close = rp.need_eof() || !rp.keep_alive();
+        // A 204 or 1xx that claims a body has broken framing: never reuse its connection.
+        bool framing_suspect =
+            status == 204 && (rp.get().count(bhttp::field::transfer_encoding) > 0 ||
+                              (rp.content_length() && *rp.content_length() > 0));
+        const auto length = rp.content_length();
+        const unsigned upstream_version = rp.get().version();
+
+        bhttp::response<bhttp::empty_body> res{std::move(rp.get().base())};
+        strip_hop_by_hop(res);
+        if (cfg_.via)
+            append_via(res, upstream_version, rt_->via_pseudonym);
+        bool chunked_out = false;
+        if (status == 204) {
+            res.erase(bhttp::field::content_length);
+        } else if (!no_body) {
+            if (length) {
+                res.content_length(*length);
+            } else {
+                res.erase(bhttp::field::content_length);
+                if (x.version == 11) {
+                    res.chunked(true);
+                    chunked_out = true;
+                } else {
+                    x.client_keep_alive = false;  // HTTP/1.0: the close delimits the body
+                }
+            }
+        }
+        res.version(11);
+        if (!x.client_keep_alive) {
+            res.set(bhttp::field::connection, "close");
+        } else if (x.version == 10) {
+            res.set(bhttp::field::connection, "keep-alive");
+        }
+        x.status = status;
+
+        client_.expires_after(cfg_.limits.client_idle_timeout);
+        bhttp::response_serializer<bhttp::empty_body> sr{res};
+        auto [hec, hn] = co_await bhttp::async_write_header(client_, sr, use_tuple);
+        if (hec)
+            co_return relay_result{false, false};
+
+        bool upstream_ok = true;
+        while (!rp.is_done()) {
+            rp.get().body().data = relay_.get();
+            rp.get().body().size = relay_buffer_size;
+            conn.lowest().expires_after(x.upstream->policy.timeouts.request);
+            auto [ec, n] = co_await bhttp::async_read_some(up, conn.buffer(), rp, use_tuple);
+            if (ec == bhttp::error::need_buffer)
+                ec = {};
+            const std::size_t got = relay_buffer_size - rp.get().body().size;
+            if (got > 0) {
+                client_.expires_after(cfg_.limits.client_idle_timeout);
+                beast::error_code wec;
+                if (chunked_out) {
+                    auto [e, w] = co_await net::async_write(
+                        client_, bhttp::make_chunk(net::const_buffer(relay_.get(), got)),
+                        use_tuple);
+                    wec = e;
+                } else {
+                    auto [e, w] = co_await net::async_write(
+                        client_, net::const_buffer(relay_.get(), got), use_tuple);
+                    wec = e;
+                }
+                if (wec)
+                    co_return relay_result{false, false};
+                x.bytes_out += got;
+            }
+            if (ec) {
+                upstream_ok = false;
+                break;
+            }
+        }
+        if (!upstream_ok) {
+            // Truncated upstream body (no close_notify, reset, timeout): abort the client
+            // connection so the client sees an error, not a clean short response.
+            spdlog::warn("upstream {}: response body cut short after {} bytes", x.upstream->name,
+                         x.bytes_out);
+            x.error = type_name(proxy_errc::http_response_incomplete);
+            beast::error_code ignored;
+            client_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+            co_return relay_result{false, false};
+        }
+        if (chunked_out) {
+            client_.expires_after(cfg_.limits.client_idle_timeout);
+            auto [e, w] = co_await net::async_write(client_, bhttp::make_chunk_last(), use_tuple);
+            if (e)
+                co_return relay_result{false, false};
+        }
+        const bool reusable = !upstream_close && !framing_suspect && conn.buffer().size() == 0;
+        co_return relay_result{x.client_keep_alive, reusable};
+    }
+
+    // ---- responses sluice makes itself, and the end of a request ----------------------------
+
+    // Sends a DESIGN §5 error response. Returns whether the connection can serve another
+    // request.
+    net::awaitable<bool> respond(exchange& x, const local_response& r) {
+        unsigned status = r.status ? r.status : default_status(r.error);
+        bool close = r.close || !x.client_keep_alive;
+        bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
+        res.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+        res.set("Proxy-Status", proxy_status_error(r.error, r.details));
+        std::string text = std::to_string(status) + " " + std::string(res.reason());
+        if (!r.details.empty())
+            text += ": " + r.details;
+        res.body() = text + "\n";
+        if (close) {
+            res.set(bhttp::field::connection, "close");
+        } else if (x.version == 10) {
+            res.set(bhttp::field::connection, "keep-alive");
+        }
+        res.prepare_payload();
+        x.status = status;
+        x.error = type_name(r.error);
+        x.client_keep_alive = !close;
+        client_.expires_after(cfg_.limits.client_idle_timeout);
+        auto [ec, n] = co_await bhttp::async_write(client_, res, use_tuple);
+        finish(x, 0);
+        co_return !ec && !close;
+    }
+
+    void finish(exchange& x, std::uint64_t bytes_in) {
+        if (x.logged || !logging::access_enabled())
+            return;
+        x.logged = true;
+        logging::access_entry e;
+        e.client = client_addr_;
+        e.upstream = x.upstream ? std::string_view(x.upstream->label) : "unrouted";
+        e.method = x.method.empty() ? std::string_view("-") : std::string_view(x.method);
+        e.host = x.target.host;
+        e.path = x.target.path();
+        e.status = x.status;
+        e.bytes_in = bytes_in;
+        e.bytes_out = x.bytes_out;
+        e.duration_seconds = std::chrono::duration<double>(steady_clock::now() - x.start).count();
+        e.attempts = x.attempts;
+        e.error = x.error;
+        logging::access(e);
+    }
+
+    // Half-close, then read what the client still sends for a short while, so that our
+    // response is not destroyed by a RST from unread data (the "lingering close" of nginx).
+    net::awaitable<void> close_gracefully() {
+        beast::error_code ec;
+        client_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        if (ec)
+            co_return;
+        client_.expires_after(std::chrono::seconds{2});
+        std::size_t drained = 0;
+        while (drained < 1024 * 1024) {
+            auto [rec, n] = co_await client_.async_read_some(
+                net::buffer(relay_.get(), relay_buffer_size), use_tuple);
+            if (rec)
+                break;
+            drained += n;
+        }
+        client_.socket().close(ec);
+    }
+
+    beast::tcp_stream client_;
+    beast::flat_buffer buffer_;
+    std::shared_ptr<const runtime> rt_;
+    const config::config& cfg_;
+    worker_state& worker_;
+    std::unique_ptr<char[]> relay_;
+    std::string client_addr_;
+};
+
+}  // namespace
+
+net::awaitable<void> serve_client(tcp::socket socket, std::shared_ptr<const runtime> rt,
+                                  worker_state& worker) {
+    session s(std::move(socket), std::move(rt), worker);
+    co_await s.run();
+}
+
+}  // namespace sluice::http

@@ -1,0 +1,37 @@
+// One client connection: the request path of DESIGN §2, driven by a coroutine.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "config/config.hpp"
+#include "upstream/pool.hpp"
+#include "upstream/router.hpp"
+
+namespace sluice::http {
+
+/// What one config generation gives the request path: immutable, shared by all threads,
+/// swapped whole on reload.
+struct runtime {
+    std::shared_ptr<const config::config> cfg;
+    std::unique_ptr<upstream::router> router;
+    std::string via_pseudonym;  ///< received-by of our Via entries, e.g. "sluice-1a2b3c4d"
+};
+
+/// Per-I/O-thread state a session uses: the thread's upstream pools.
+struct worker_state {
+    upstream::pool_set pools;
+};
+
+/// Serves one accepted client connection until it closes: reads requests (keep-alive,
+/// pipelined, answered in order), routes them, forwards each over a pooled upstream
+/// connection and streams the response back, or answers with a DESIGN §5 error. Never throws;
+/// every I/O error ends in a response or a close. `rt` is the config generation current when the
+/// connection was accepted.
+boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket socket,
+                                          std::shared_ptr<const runtime> rt, worker_state& worker);
+
+}  // namespace sluice::http

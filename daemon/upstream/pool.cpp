@@ -1,0 +1,290 @@
+// Opening verified connections, keeping them alive, and retiring them.
+#include "upstream/pool.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+
+#include "upstream/tls_context.hpp"
+
+namespace sluice::upstream {
+
+using net::ip::tcp;
+using namespace net::experimental::awaitable_operators;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+connection::connection(std::unique_ptr<beast::tcp_stream> tcp, std::unique_ptr<tls_stream> tls)
+    : created(steady_clock::now()), tcp_(std::move(tcp)), tls_(std::move(tls)) {}
+
+connection::~connection() {
+    close();
+}
+
+void connection::close() noexcept {
+    beast::error_code ec;
+    lowest().socket().close(ec);
+}
+
+bool connection::idle_looks_alive() {
+    if (buffer_.size() != 0)
+        return false;
+    if (tls_ && SSL_pending(tls_->native_handle()) > 0)
+        return false;
+    auto& sock = lowest().socket();
+    if (!sock.is_open())
+        return false;
+    char byte;
+    ssize_t n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    // 0: the peer closed; > 0: it sent something we did not ask for (e.g. close_notify).
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+pool::pool(net::any_io_executor ex) : ex_(ex), sweep_timer_(ex) {}
+
+pool::~pool() {
+    if (session_)
+        SSL_SESSION_free(session_);
+}
+
+namespace {
+
+bool is_ip_literal(const std::string& host) {
+    beast::error_code ec;
+    net::ip::make_address(host, ec);
+    return !ec;
+}
+
+connect_error classify_connect(const beast::error_code& ec) {
+    if (ec == beast::error::timeout)
+        return {proxy_errc::connection_timeout, "connect timed out"};
+    if (ec == net::error::connection_refused) {
+        return {proxy_errc::connection_refused, "connection refused"};
+    }
+    if (ec == net::error::network_unreachable || ec == net::error::host_unreachable) {
+        return {proxy_errc::destination_ip_unroutable, ec.message()};
+    }
+    return {proxy_errc::connection_refused, ec.message()};
+}
+
+}  // namespace
+
+net::awaitable<acquire_result> pool::acquire(const upstream_bundle& b, bool fresh,
+                                             steady_clock::time_point deadline) {
+    auto self = shared_from_this();  // the pool outlives every coroutine in it
+    const auto max_age = b.policy.pool.max_connection_age;
+    for (;;) {
+        while (!fresh && !idle_.empty()) {
+            auto c = std::move(idle_.back());
+            idle_.pop_back();
+            auto now = steady_clock::now();
+            if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive()) {
+                co_return acquire_result{std::move(c), std::nullopt};
+            }
+            c->close();
+            --open_;
+        }
+        if (open_ < b.policy.pool.max_connections) {
+            ++open_;
+            auto r = co_await open_connection(b, deadline);
+            if (!r.conn) {
+                --open_;
+                wake_one();
+            }
+            co_return r;
+        }
+        if (steady_clock::now() >= deadline) {
+            co_return acquire_result{
+                nullptr,
+                connect_error{proxy_errc::connection_timeout,
+                              "no upstream connection became free (pool.max_connections)"}};
+        }
+        auto timer = std::make_shared<net::steady_timer>(ex_, deadline);
+        waiters_.push_back(timer);
+        co_await timer->async_wait(use_tuple);
+        std::erase(waiters_, timer);
+    }
+}
+
+net::awaitable<acquire_result> pool::open_connection(const upstream_bundle& b,
+                                                     steady_clock::time_point deadline) {
+    const auto& o = b.origin;
+    auto connect_deadline = std::min(deadline, steady_clock::now() + b.policy.timeouts.connect);
+
+    // getaddrinfo cannot be cancelled, but the wait for it can.
+    tcp::resolver resolver(ex_);
+    net::steady_timer timer(ex_, connect_deadline);
+    auto resolved = co_await (resolver.async_resolve(o.host, std::to_string(o.port), use_tuple) ||
+                              timer.async_wait(use_tuple));
+    if (resolved.index() == 1) {
+        resolver.cancel();
+        co_return acquire_result{nullptr,
+                                 connect_error{proxy_errc::connection_timeout, "DNS timed out"}};
+    }
+    auto [rec, endpoints] = std::get<0>(resolved);
+    if (rec) {
+        co_return acquire_result{
+            nullptr, connect_error{proxy_errc::dns_error, o.host + ": " + rec.message()}};
+    }
+
+    auto tcp_layer = std::make_unique<beast::tcp_stream>(ex_);
+    tcp_layer->expires_at(connect_deadline);
+    auto [cec, ep] = co_await tcp_layer->async_connect(endpoints, use_tuple);
+    if (cec)
+        co_return acquire_result{nullptr, classify_connect(cec)};
+    tcp_layer->socket().set_option(tcp::no_delay(true));
+    ++opened;
+
+    if (!o.tls()) {
+        auto c = std::make_unique<connection>(std::move(tcp_layer), nullptr);
+        co_return acquire_result{std::move(c), std::nullopt};
+    }
+
+    auto tls = std::make_unique<tls_stream>(std::move(*tcp_layer), b.tls->native());
+    SSL* ssl = tls->native_handle();
+    bool ip = is_ip_literal(o.host);
+    if (!ip)
+        SSL_set_tlsext_host_name(ssl, o.host.c_str());  // no SNI for IP literals (RFC 6066)
+    if (b.tls->verify()) {
+        X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (ip) {
+            X509_VERIFY_PARAM_set1_ip_asc(param, o.host.c_str());
+        } else {
+            X509_VERIFY_PARAM_set1_host(param, o.host.c_str(), 0);
+        }
+    }
+    if (session_)
+        SSL_set_session(ssl, session_);
+    tls->next_layer().expires_at(connect_deadline);
+    auto [hec] = co_await tls->async_handshake(net::ssl::stream_base::client, use_tuple);
+    if (hec) {
+        long verify = SSL_get_verify_result(ssl);
+        if (b.tls->verify() && verify != X509_V_OK) {
+            co_return acquire_result{nullptr, connect_error{proxy_errc::tls_certificate_error,
+                                                            X509_verify_cert_error_string(verify)}};
+        }
+        if (hec == beast::error::timeout) {
+            co_return acquire_result{
+                nullptr, connect_error{proxy_errc::connection_timeout, "TLS handshake timed out"}};
+        }
+        std::string why = hec.category() == net::error::get_ssl_category()
+                              ? hec.message()
+                              : "handshake: " + hec.message();
+        co_return acquire_result{nullptr, connect_error{proxy_errc::tls_protocol_error, why}};
+    }
+    ++handshakes;
+    auto c = std::make_unique<connection>(nullptr, std::move(tls));
+    c->resumed = SSL_session_reused(ssl) == 1;
+    if (c->resumed)
+        ++resumed_handshakes;
+    co_return acquire_result{std::move(c), std::nullopt};
+}
+
+void pool::release(std::unique_ptr<connection> c, bool reusable, const upstream_bundle& b,
+                   std::optional<std::chrono::seconds> keep_alive) {
+    auto now = steady_clock::now();
+    if (reusable && now - c->created >= b.policy.pool.max_connection_age)
+        reusable = false;
+    if (reusable) {
+        auto idle_for = b.policy.pool.idle_timeout;
+        if (keep_alive) {
+            // Close before the upstream does (case 1): a quarter of its timeout, at most 1 s,
+            // earlier, so a request is never written into a connection it is closing.
+            auto announced = std::chrono::duration_cast<config::duration>(*keep_alive);
+            auto margin = std::min<config::duration>(announced / 4, std::chrono::seconds{1});
+            idle_for = std::min(idle_for, announced - margin);
+        }
+        if (idle_for <= config::duration::zero())
+            reusable = false;
+        c->idle_deadline = now + idle_for;
+    }
+    if (c->tls()) {
+        // Keep the newest resumable session (TLS 1.3 tickets arrive after the handshake).
+        SSL_SESSION* s = SSL_get1_session(c->tls()->native_handle());
+        if (s && SSL_SESSION_is_resumable(s)) {
+            if (session_)
+                SSL_SESSION_free(session_);
+            session_ = s;
+        } else if (s) {
+            SSL_SESSION_free(s);
+        }
+    }
+    if (reusable) {
+        ++c->uses;
+        idle_.push_back(std::move(c));
+        arm_sweep();
+    } else {
+        c->close();
+        --open_;
+    }
+    wake_one();
+}
+
+void pool::wake_one() {
+    if (!waiters_.empty()) {
+        waiters_.front()->cancel();
+        waiters_.pop_front();
+    }
+}
+
+void pool::close_idle() {
+    open_ -= idle_.size();
+    idle_.clear();
+}
+
+void pool::arm_sweep() {
+    if (sweeping_)
+        return;
+    sweeping_ = true;
+    net::co_spawn(
+        ex_, [self = shared_from_this()]() { return self->sweep(); }, net::detached);
+}
+
+net::awaitable<void> pool::sweep() {
+    auto self = shared_from_this();
+    while (!idle_.empty()) {
+        auto next = idle_.front()->idle_deadline;
+        for (const auto& c : idle_)
+            next = std::min(next, c->idle_deadline);
+        sweep_timer_.expires_at(next);
+        co_await sweep_timer_.async_wait(use_tuple);
+        auto now = steady_clock::now();
+        auto before = idle_.size();
+        std::erase_if(idle_, [now](const auto& c) { return c->idle_deadline <= now; });
+        open_ -= before - idle_.size();
+    }
+    sweeping_ = false;
+}
+
+std::shared_ptr<pool> pool_set::get(const upstream_bundle& b) {
+    auto it = pools_.find(b.pool_key);
+    if (it != pools_.end())
+        return it->second;
+    if (pools_.size() >= 64) {
+        std::erase_if(pools_, [](const auto& kv) {
+            return kv.second->open() == 0 && kv.second->waiting() == 0 &&
+                   kv.second.use_count() == 1;
+        });
+    }
+    auto p = std::make_shared<pool>(ex_);
+    pools_.emplace(b.pool_key, p);
+    return p;
+}
+
+void pool_set::close_idle() {
+    for (auto& [k, p] : pools_)
+        p->close_idle();
+}
+
+}  // namespace sluice::upstream

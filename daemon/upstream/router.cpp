@@ -1,0 +1,121 @@
+// Host matching and the passthrough LRU.
+#include "upstream/router.hpp"
+
+#include <algorithm>
+
+namespace sluice::upstream {
+
+std::string make_pool_key(const config::origin& o, const tls_client_context* tls) {
+    std::string key = o.scheme + "://" + o.authority() + ":" + std::to_string(o.port);
+    if (tls)
+        key += "#" + std::to_string(reinterpret_cast<std::uintptr_t>(tls));
+    return key;
+}
+
+std::unique_ptr<router> router::create(const config::config& cfg,
+                                       std::vector<std::string>& errors) {
+    std::unique_ptr<router> r(new router());
+    r->passthrough_ = cfg.unknown_hosts == config::unknown_hosts_mode::passthrough;
+    r->defaults_ = cfg.defaults;
+    r->max_dynamic_ = std::max<std::size_t>(1, cfg.max_dynamic_upstreams);
+
+    std::string error;
+    r->default_tls_ = tls_client_context::create(cfg.defaults.tls, error);
+    if (!r->default_tls_)
+        errors.push_back("defaults.tls: " + error);
+
+    for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
+        const auto& u = cfg.upstreams[i];
+        auto b = std::make_shared<upstream_bundle>();
+        b->name = u.name;
+        b->label = u.name;
+        b->origin = u.origin;
+        b->set_headers = u.set_headers;
+        b->policy = u.policy;
+        if (u.origin.tls()) {
+            if (u.policy.tls == cfg.defaults.tls) {
+                b->tls = r->default_tls_;
+            } else {
+                b->tls = tls_client_context::create(u.policy.tls, error);
+                if (!b->tls) {
+                    errors.push_back("upstreams[" + std::to_string(i) + "].tls: " + error);
+                }
+            }
+        }
+        b->pool_key = make_pool_key(b->origin, b->tls.get());
+        r->configured_.push_back(b);
+        for (const auto& p : u.hosts) {
+            (p.wildcard ? r->wildcard_ : r->exact_).push_back(entry{p, b});
+        }
+    }
+    if (!errors.empty())
+        return nullptr;
+    std::stable_sort(r->exact_.begin(), r->exact_.end(), [](const entry& a, const entry& b) {
+        return a.pattern.port.has_value() > b.pattern.port.has_value();
+    });
+    std::stable_sort(r->wildcard_.begin(), r->wildcard_.end(), [](const entry& a, const entry& b) {
+        if (a.pattern.host.size() != b.pattern.host.size()) {
+            return a.pattern.host.size() > b.pattern.host.size();
+        }
+        return a.pattern.port.has_value() > b.pattern.port.has_value();
+    });
+    return r;
+}
+
+std::shared_ptr<const upstream_bundle> router::match(std::string_view host,
+                                                     std::uint16_t port) const {
+    auto port_ok = [port](const config::host_pattern& p) { return !p.port || *p.port == port; };
+    for (const auto& e : exact_) {
+        if (e.pattern.host == host && port_ok(e.pattern))
+            return e.bundle;
+    }
+    for (const auto& e : wildcard_) {
+        // pattern.host is ".example.com": the host must be longer, so one label at least.
+        const auto& suffix = e.pattern.host;
+        if (host.size() > suffix.size() && host.ends_with(suffix) && port_ok(e.pattern)) {
+            return e.bundle;
+        }
+    }
+    return nullptr;
+}
+
+std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, std::string_view host,
+                                                     std::uint16_t port) {
+    if (auto b = match(host, port))
+        return b;
+    if (!passthrough_)
+        return nullptr;
+
+    config::origin o{std::string(scheme), std::string(host), port};
+    std::string key = make_pool_key(o, nullptr);
+    std::lock_guard lock(mutex_);
+    if (auto it = dynamic_.find(key); it != dynamic_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second);
+        return *it->second;
+    }
+    auto b = std::make_shared<upstream_bundle>();
+    b->name = o.authority();
+    b->label = "passthrough";
+    b->dynamic = true;
+    b->origin = o;
+    b->policy = defaults_;
+    if (o.tls())
+        b->tls = default_tls_;
+    b->pool_key = make_pool_key(o, b->tls.get());
+    lru_.push_front(b);
+    dynamic_[key] = lru_.begin();
+    // Evict the least recently used; requests in flight keep their bundle alive.
+    while (lru_.size() > max_dynamic_) {
+        const auto& victim = lru_.back();
+        dynamic_.erase(make_pool_key(victim->origin, nullptr));
+        lru_.pop_back();
+    }
+    return b;
+}
+
+std::size_t router::dynamic_count() const {
+    std::lock_guard lock(mutex_);
+    return lru_.size();
+}
+
+}  // namespace sluice::upstream

@@ -1,0 +1,86 @@
+// Routing: request authority -> upstream bundle, with passthrough upstreams in an LRU
+// (DESIGN §3.2).
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+#include "upstream/tls_context.hpp"
+
+namespace sluice::upstream {
+
+/// Everything the request path needs to know about one upstream: where it forwards, how, and
+/// under which policy. Immutable once built; shared by all I/O threads.
+struct upstream_bundle {
+    std::string name;      ///< configured name, or the authority for a passthrough upstream
+    std::string label;     ///< metric label: the name, or "passthrough" (bounded cardinality)
+    bool dynamic = false;  ///< created for `unknown_hosts: passthrough`
+    config::origin origin;
+    std::vector<std::pair<std::string, std::string>> set_headers;
+    config::policy policy;
+    std::shared_ptr<tls_client_context> tls;  ///< set when origin.tls()
+    /// Identifies the connection pool: scheme, host, port and TLS settings (SNI is the host).
+    std::string pool_key;
+};
+
+/// Picks the upstream of a request authority. Built from one config; thread-safe.
+///
+/// Matching (DESIGN §3.2): host compared case-insensitively (hosts arrive lowercased), exact
+/// names before wildcards, a pattern with a port before one without, longer wildcard suffixes
+/// before shorter; `*.example.com` matches `a.example.com` and `a.b.example.com`, not
+/// `example.com`.
+class router {
+  public:
+    /// Builds bundles for every configured upstream and the passthrough template. Returns null
+    /// and fills `errors` when a TLS file cannot be loaded.
+    static std::unique_ptr<router> create(const config::config& cfg,
+                                          std::vector<std::string>& errors);
+
+    /// The upstream for `host` (lowercase, IPv6 unbracketed) and `port`, for a request whose
+    /// target scheme is `scheme` ("http"/"https"). Null when no upstream matches and
+    /// `unknown_hosts` is `reject`. A passthrough bundle forwards to `scheme://host:port`.
+    std::shared_ptr<const upstream_bundle> route(std::string_view scheme, std::string_view host,
+                                                 std::uint16_t port);
+
+    /// The configured (non-dynamic) upstreams, in config order.
+    const std::vector<std::shared_ptr<const upstream_bundle>>& configured() const {
+        return configured_;
+    }
+
+    /// Number of passthrough upstreams currently kept.
+    std::size_t dynamic_count() const;
+
+  private:
+    struct entry {
+        config::host_pattern pattern;
+        std::shared_ptr<const upstream_bundle> bundle;
+    };
+    router() = default;
+    std::shared_ptr<const upstream_bundle> match(std::string_view host, std::uint16_t port) const;
+
+    std::vector<std::shared_ptr<const upstream_bundle>> configured_;
+    std::vector<entry> exact_;     // sorted: with port first
+    std::vector<entry> wildcard_;  // sorted: longest suffix first, with port first
+    bool passthrough_ = false;
+    config::policy defaults_;
+    std::shared_ptr<tls_client_context> default_tls_;
+    std::size_t max_dynamic_ = 1024;
+
+    // Passthrough LRU: most recently used at the front.
+    mutable std::mutex mutex_;
+    std::list<std::shared_ptr<const upstream_bundle>> lru_;
+    std::unordered_map<std::string, std::list<std::shared_ptr<const upstream_bundle>>::iterator>
+        dynamic_;
+};
+
+/// The pool key of an origin with TLS context `tls` (null for plain HTTP).
+std::string make_pool_key(const config::origin& o, const tls_client_context* tls);
+
+}  // namespace sluice::upstream

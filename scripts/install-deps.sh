@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages sluice needs to build, test and benchmark.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+pkgs=(build-essential cmake ninja-build pkg-config git
+  libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
+  libssl-dev libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev libsystemd-dev
+  libgtest-dev libgmock-dev
+  ca-certificates openssl curl python3 nginx-light wrk)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,115 @@
+// Request-target parsing: forms, normalisation, and the authority tricks of shared case 14.
+#include "http/request_target.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sluice::http {
+namespace {
+
+request_target ok(std::string_view method, std::string_view target, std::string_view host = "") {
+    auto r = parse_request_target(method, target, host);
+    if (auto* e = std::get_if<target_error>(&r)) {
+        ADD_FAILURE() << target << ": " << e->reason;
+        return {};
+    }
+    return std::get<request_target>(r);
+}
+
+std::string rejected(std::string_view method, std::string_view target, std::string_view host = "") {
+    auto r = parse_request_target(method, target, host);
+    if (auto* e = std::get_if<target_error>(&r))
+        return e->reason;
+    ADD_FAILURE() << target << " was accepted";
+    return {};
+}
+
+TEST(RequestTarget, AbsoluteFormWinsOverHost) {
+    auto t = ok("GET", "http://api.example.test/v1?x=1", "other.example.test");
+    EXPECT_EQ(t.kind, request_target::form::absolute);
+    EXPECT_EQ(t.scheme, "http");
+    EXPECT_EQ(t.host, "api.example.test");
+    EXPECT_EQ(t.port, 80);
+    EXPECT_EQ(t.path_and_query, "/v1?x=1");
+    EXPECT_EQ(t.path(), "/v1");
+    EXPECT_EQ(t.authority(), "api.example.test");
+}
+
+TEST(RequestTarget, CaseAndDefaultPortNormalised) {
+    auto t = ok("GET", "http://API.EXAMPLE.TEST:80/v1");
+    EXPECT_EQ(t.host, "api.example.test");
+    EXPECT_EQ(t.port, 80);
+    EXPECT_EQ(t.authority(), "api.example.test");
+    auto s = ok("GET", "https://Api.Example.Test:443");
+    EXPECT_EQ(s.scheme, "https");
+    EXPECT_EQ(s.port, 443);
+    EXPECT_EQ(s.path_and_query, "/");
+    auto p = ok("GET", "http://api.example.test:8080/x");
+    EXPECT_EQ(p.port, 8080);
+    EXPECT_EQ(p.authority(), "api.example.test:8080");
+}
+
+TEST(RequestTarget, OriginFormTakesHost) {
+    auto t = ok("GET", "/v1", "api.example.test");
+    EXPECT_EQ(t.kind, request_target::form::origin);
+    EXPECT_EQ(t.host, "api.example.test");
+    EXPECT_EQ(t.port, 80);
+    EXPECT_EQ(t.path_and_query, "/v1");
+    auto p = ok("GET", "/v1", "API.example.test:8443");
+    EXPECT_EQ(p.host, "api.example.test");
+    EXPECT_EQ(p.port, 8443);
+    EXPECT_EQ(rejected("GET", "/v1", ""), "missing Host header");
+    EXPECT_EQ(rejected("GET", "/v1", "a b"), "invalid Host header");
+}
+
+TEST(RequestTarget, Ipv6Literals) {
+    auto t = ok("GET", "http://[2001:DB8::1]:8080/x");
+    EXPECT_EQ(t.host, "2001:db8::1");
+    EXPECT_EQ(t.port, 8080);
+    EXPECT_EQ(t.authority(), "[2001:db8::1]:8080");
+    auto h = ok("GET", "/x", "[::1]");
+    EXPECT_EQ(h.host, "::1");
+    auto c = ok("CONNECT", "[::1]:443");
+    EXPECT_EQ(c.host, "::1");
+    EXPECT_EQ(c.port, 443);
+}
+
+TEST(RequestTarget, UserinfoAndFragmentRejected) {
+    EXPECT_EQ(rejected("GET", "http://u:p@api.example.test/"), "userinfo in request target");
+    rejected("GET", "http://a@api.example.test:b@evil.example.test/");
+    EXPECT_EQ(rejected("GET", "http://api.example.test#@evil.example.test/"),
+              "fragment in request target");
+    EXPECT_EQ(rejected("GET", "/x#frag", "api.example.test"), "fragment in request target");
+    rejected("GET", "/x", "user@api.example.test");
+    rejected("CONNECT", "user@api.example.test:443");
+}
+
+TEST(RequestTarget, BadSchemesPortsAndHosts) {
+    EXPECT_EQ(rejected("GET", "ftp://api.example.test/"), "unsupported scheme");
+    rejected("GET", "http://api.example.test:0/");
+    rejected("GET", "http://api.example.test:65536/");
+    rejected("GET", "http://api.example.test:/");
+    rejected("GET", "http:///x");
+    rejected("GET", "http://api%2eexample.test/");
+    rejected("GET", "http://[v1.x]/");
+    rejected("GET", "not a url");
+}
+
+TEST(RequestTarget, ConnectNeedsHostAndPort) {
+    auto t = ok("CONNECT", "API.example.test:8443");
+    EXPECT_EQ(t.kind, request_target::form::authority);
+    EXPECT_EQ(t.host, "api.example.test");
+    EXPECT_EQ(t.port, 8443);
+    EXPECT_EQ(rejected("CONNECT", "api.example.test"), "CONNECT needs host:port");
+    rejected("CONNECT", "/path");
+    rejected("CONNECT", "http://api.example.test:443/");
+}
+
+TEST(RequestTarget, AsteriskOnlyForOptions) {
+    auto t = ok("OPTIONS", "*", "api.example.test");
+    EXPECT_EQ(t.kind, request_target::form::asterisk);
+    EXPECT_EQ(t.path_and_query, "*");
+    rejected("GET", "*", "api.example.test");
+}
+
+}  // namespace
+}  // namespace sluice::http
