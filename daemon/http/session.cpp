@@ -39,6 +39,14 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 namespace {
 
 constexpr std::size_t relay_buffer_size = 64 * 1024;
+// Beast reads max(512, free capacity) bytes at a time: a body read needs room for at least one
+// whole TLS record, or a 1 GiB download turns into two million 512-byte reads.
+constexpr std::size_t body_read_capacity = 32 * 1024;
+
+void reserve_for_body(beast::flat_buffer& b) {
+    if (b.capacity() - b.size() < body_read_capacity)
+        b.reserve(b.size() + body_read_capacity);
+}
 
 /// A response sluice makes itself (DESIGN §5).
 struct local_response {
@@ -123,6 +131,7 @@ class session {
     net::awaitable<bool> serve_one() {
         // Idle wait for the next request's first byte; a quiet close here is normal.
         if (buffer_.size() == 0) {
+            buffer_.shrink_to_fit();  // an idle connection keeps no body-sized buffer
             client_.expires_after(cfg_.limits.client_idle_timeout);
             auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
             if (ec)
@@ -327,6 +336,7 @@ class session {
     net::awaitable<piece_result> read_body_piece(bhttp::request_parser<bhttp::buffer_body>& p) {
         p.get().body().data = relay_.get();
         p.get().body().size = relay_buffer_size;
+        reserve_for_body(buffer_);
         client_.expires_after(cfg_.limits.client_idle_timeout);
         auto [ec, n] = co_await bhttp::async_read_some(client_, buffer_, p, use_tuple);
         if (ec == bhttp::error::need_buffer)
@@ -574,6 +584,7 @@ class session {
         while (!rp.is_done()) {
             rp.get().body().data = relay_.get();
             rp.get().body().size = relay_buffer_size;
+            reserve_for_body(conn.buffer());
             conn.lowest().expires_after(x.upstream->policy.timeouts.request);
             auto [ec, n] = co_await bhttp::async_read_some(up, conn.buffer(), rp, use_tuple);
             if (ec == bhttp::error::need_buffer)

@@ -32,6 +32,7 @@ import urllib.request
 
 NGINX = "/usr/sbin/nginx"
 BIG_SIZE = 50 * 1024 * 1024
+HUGE_SIZE = 1024 * 1024 * 1024
 RSS_LIMIT_KIB = 64 * 1024
 RSS_GROWTH_LIMIT_KIB = 24 * 1024   # a streaming proxy must not hold the body
 SECRET_TOKEN = "e2e-secret-token-5b1f"
@@ -225,6 +226,10 @@ http {
             default_type application/octet-stream;
             alias %(dir)s/www/big.bin;
         }
+        location = /huge {
+            default_type application/octet-stream;
+            alias %(dir)s/www/huge.bin;
+        }
         location = /status/503 {
             default_type text/plain;
             return 503 "upstream says 503\n";
@@ -271,6 +276,9 @@ class Nginx:
                 h.update(chunk)
                 f.write(chunk)
         self.big_sha = h.hexdigest()
+        # 1 GiB, sparse: costs no disk, and nginx serves it as fast as it can.
+        with open(os.path.join(self.dir, "www", "huge.bin"), "wb") as f:
+            f.truncate(HUGE_SIZE)
 
     def _write_conf(self):
         conf = NGINX_CONF % {
@@ -827,6 +835,18 @@ def t_big_streaming(c):
            % (hwm - before, before, hwm))
 
 
+def t_huge_streaming(c):
+    """A 1 GiB download through sluice keeps its RSS under 64 MiB (issue: streamed bodies)."""
+    pid = c.sluice.proc.pid
+    r = c.curl("http://api.example.test/huge", "-w", "%{size_download}", timeout=240,
+               body_file=os.devnull)
+    hwm = read_proc_status(pid, "VmHWM")
+    expect_eq(r.status, 200, "status")
+    if c.sluice.sanitized:
+        return
+    expect(hwm < RSS_LIMIT_KIB, "sluice VmHWM %d KiB >= %d KiB after 1 GiB" % (hwm, RSS_LIMIT_KIB))
+
+
 def t_unknown_host(c):
     r = c.curl("http://unknown.example.test/v1/items")
     expect_eq(r.status, 403, "status")
@@ -877,6 +897,7 @@ SLUICE_TESTS = [
     ("PUT 3 MiB then GET it back byte-identical", t_put_roundtrip),
     ("pipelined requests answered in order", t_pipelined),
     ("/big 50 MiB streamed byte-identical, VmHWM < 64 MiB", t_big_streaming),
+    ("/huge 1 GiB streamed, VmHWM < 64 MiB", t_huge_streaming),
     ("unknown host -> 403 http_request_denied", t_unknown_host),
     ("upstream CA mismatch -> 502 tls_certificate_error", t_bad_ca),
     ("upstream cert for another host -> 502 tls_certificate_error", t_wrong_host_cert),
