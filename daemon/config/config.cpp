@@ -12,8 +12,10 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <sstream>
 #include <system_error>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 namespace sluice::config {
@@ -33,20 +35,25 @@ constexpr std::size_t max_config_file = 16 * 1024 * 1024;
 std::string lowercase(std::string_view s) {
     std::string out(s);
     for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
     }
     return out;
 }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) {
+    return "'" + std::string(s) + "'";
+}
 
 bool is_digits(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 /// RFC 9110 §5.6.2 `tchar`: what a header name is made of.
 bool is_tchar(char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
     return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
@@ -65,16 +72,20 @@ bool is_header_value(std::string_view s) {
 
 std::string format_duration(duration d) {
     const auto ms = d.count();
-    if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
-    if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
-    if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+    if (ms != 0 && ms % 3'600'000 == 0)
+        return std::to_string(ms / 3'600'000) + "h";
+    if (ms != 0 && ms % 60'000 == 0)
+        return std::to_string(ms / 60'000) + "m";
+    if (ms % 1000 == 0)
+        return std::to_string(ms / 1000) + "s";
     return std::to_string(ms) + "ms";
 }
 
 /// Levenshtein distance, for "did you mean" hints on unknown keys.
 std::size_t edit_distance(std::string_view a, std::string_view b) {
     std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t j = 0; j <= b.size(); ++j)
+        row[j] = j;
     for (std::size_t i = 1; i <= a.size(); ++i) {
         std::size_t diagonal = row[0];
         row[0] = i;
@@ -177,7 +188,8 @@ std::string substitute(std::string_view in, std::vector<std::string>& problems) 
 // Addresses, hosts and origins.
 
 bool parse_ipv4(std::string_view text, std::array<std::uint8_t, 16>& bytes) {
-    if (text.size() > 15) return false;
+    if (text.size() > 15)
+        return false;
     const std::string s(text);
     // glibc's inet_pton takes exactly four decimal parts without leading zeros, which is the
     // unambiguous form we want (no "010" octal surprises).
@@ -185,7 +197,8 @@ bool parse_ipv4(std::string_view text, std::array<std::uint8_t, 16>& bytes) {
 }
 
 bool parse_ipv6(std::string_view text, std::array<std::uint8_t, 16>& bytes) {
-    if (text.size() > 45) return false;
+    if (text.size() > 45)
+        return false;
     const std::string s(text);
     return ::inet_pton(AF_INET6, s.c_str(), bytes.data()) == 1;
 }
@@ -206,18 +219,21 @@ std::string format_ipv4(const std::array<std::uint8_t, 16>& bytes) {
 /// A lowercase DNS name (or IPv4 literal): labels of [a-z0-9_-], none empty. Underscores are
 /// allowed because real service names carry them.
 bool is_dns_name(std::string_view s) {
-    if (s.empty() || s.size() > 253) return false;
+    if (s.empty() || s.size() > 253)
+        return false;
     std::size_t label = 0;
     for (char c : s) {
         if (c == '.') {
-            if (label == 0) return false;
+            if (label == 0)
+                return false;
             label = 0;
             continue;
         }
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
             return false;
         }
-        if (++label > 63) return false;
+        if (++label > 63)
+            return false;
     }
     return label != 0;
 }
@@ -251,7 +267,8 @@ bool split_host_port(std::string_view text, std::string_view& host, bool& bracke
         host = text.substr(1, close - 1);
         bracketed = true;
         const std::string_view rest = text.substr(close + 1);
-        if (rest.empty()) return true;
+        if (rest.empty())
+            return true;
         if (rest[0] != ':') {
             why = "expected ':port' after ']'";
             return false;
@@ -265,7 +282,8 @@ bool split_host_port(std::string_view text, std::string_view& host, bool& bracke
         return false;
     }
     host = text.substr(0, colon);
-    if (colon != std::string_view::npos) port = text.substr(colon + 1);
+    if (colon != std::string_view::npos)
+        port = text.substr(colon + 1);
     return true;
 }
 
@@ -273,7 +291,8 @@ std::optional<endpoint> parse_endpoint(std::string_view text, std::string& why) 
     std::string_view host;
     bool bracketed = false;
     std::optional<std::string_view> port_text;
-    if (!split_host_port(text, host, bracketed, port_text, why)) return std::nullopt;
+    if (!split_host_port(text, host, bracketed, port_text, why))
+        return std::nullopt;
     if (!port_text) {
         why = "expected IP:port or [IPv6]:port, as in 127.0.0.1:3128 or [::1]:3128";
         return std::nullopt;
@@ -297,7 +316,8 @@ std::optional<endpoint> parse_endpoint(std::string_view text, std::string& why) 
               quoted(host);
         return std::nullopt;
     }
-    if (!parse_port(*port_text, 0, out.port, why)) return std::nullopt;
+    if (!parse_port(*port_text, 0, out.port, why))
+        return std::nullopt;
     return out;
 }
 
@@ -343,19 +363,22 @@ std::optional<cidr> parse_cidr(std::string_view text, std::string& why) {
 std::optional<host_pattern> parse_host_pattern(std::string_view text, std::string& why) {
     const std::string lower = lowercase(text);
     if (lower.find('/') != std::string::npos) {
-        why = "expected host[:port] (api.example.com, *.example.com, [2001:db8::1]:8443), not a "
-              "URL";
+        why =
+            "expected host[:port] (api.example.com, *.example.com, [2001:db8::1]:8443), not a "
+            "URL";
         return std::nullopt;
     }
     std::string_view host;
     bool bracketed = false;
     std::optional<std::string_view> port_text;
-    if (!split_host_port(lower, host, bracketed, port_text, why)) return std::nullopt;
+    if (!split_host_port(lower, host, bracketed, port_text, why))
+        return std::nullopt;
 
     host_pattern out;
     if (port_text) {
         std::uint16_t port = 0;
-        if (!parse_port(*port_text, 1, port, why)) return std::nullopt;
+        if (!parse_port(*port_text, 1, port, why))
+            return std::nullopt;
         out.port = port;
     }
     if (bracketed) {
@@ -394,10 +417,11 @@ std::string endpoint_text(const endpoint& e) {
 
 /// The text form of a host pattern, for messages.
 std::string pattern_text(const host_pattern& p) {
-    std::string s = p.wildcard ? "*" + p.host
+    std::string s = p.wildcard                              ? "*" + p.host
                     : p.host.find(':') != std::string::npos ? "[" + p.host + "]"
-                                                             : p.host;
-    if (p.port) s += ":" + std::to_string(*p.port);
+                                                            : p.host;
+    if (p.port)
+        s += ":" + std::to_string(*p.port);
     return s;
 }
 
@@ -425,8 +449,9 @@ std::optional<origin> parse_origin(std::string_view text, std::string& why) {
     const std::size_t slash = rest.find('/');
     if (slash != std::string_view::npos) {
         if (rest.substr(slash) != "/") {
-            why = "an origin has no path (requests keep their own path): expected "
-                  "scheme://host[:port]";
+            why =
+                "an origin has no path (requests keep their own path): expected "
+                "scheme://host[:port]";
             return std::nullopt;
         }
         rest = rest.substr(0, slash);
@@ -439,7 +464,8 @@ std::optional<origin> parse_origin(std::string_view text, std::string& why) {
     std::string_view host;
     bool bracketed = false;
     std::optional<std::string_view> port_text;
-    if (!split_host_port(lower, host, bracketed, port_text, why)) return std::nullopt;
+    if (!split_host_port(lower, host, bracketed, port_text, why))
+        return std::nullopt;
     if (host.empty()) {
         why = "missing host";
         return std::nullopt;
@@ -458,7 +484,8 @@ std::optional<origin> parse_origin(std::string_view text, std::string& why) {
         out.host = std::string(host);
     }
     out.port = out.tls() ? 443 : 80;
-    if (port_text && !parse_port(*port_text, 1, out.port, why)) return std::nullopt;
+    if (port_text && !parse_port(*port_text, 1, out.port, why))
+        return std::nullopt;
     return out;
 }
 
@@ -481,24 +508,30 @@ std::string item_path(const std::string& parent, std::size_t index) {
 }
 
 position to_position(const YAML::Mark& mark) {
-    if (mark.is_null() || mark.line < 0 || mark.column < 0) return {};
+    if (mark.is_null() || mark.line < 0 || mark.column < 0)
+        return {};
     return {mark.line + 1, mark.column + 1};
 }
 
 std::string kind_of(const YAML::Node& node) {
     switch (node.Type()) {
-        case YAML::NodeType::Null: return "an empty value";
-        case YAML::NodeType::Scalar: return "a scalar";
-        case YAML::NodeType::Sequence: return "a sequence";
-        case YAML::NodeType::Map: return "a mapping";
-        default: return "nothing";
+        case YAML::NodeType::Null:
+            return "an empty value";
+        case YAML::NodeType::Scalar:
+            return "a scalar";
+        case YAML::NodeType::Sequence:
+            return "a sequence";
+        case YAML::NodeType::Map:
+            return "a mapping";
+        default:
+            return "nothing";
     }
 }
 
 using key_list = std::vector<std::string_view>;
 
-const key_list policy_sections{"rate_limit", "queue",   "retry", "circuit_breaker",
-                               "timeouts",   "pool", "tls"};
+const key_list policy_sections{"rate_limit", "queue", "retry", "circuit_breaker",
+                               "timeouts",   "pool",  "tls"};
 
 key_list upstream_keys() {
     key_list keys{"name", "hosts", "origin", "set_headers"};
@@ -509,14 +542,55 @@ key_list upstream_keys() {
 /// Headers sluice itself manages (framing, hop-by-hop, routing, loop detection): a configured
 /// value would be overwritten, or worse, break the message.
 bool is_managed_header(std::string_view lower_name) {
-    static const key_list managed{"host",    "connection",        "keep-alive", "proxy-connection",
-                                  "te",      "trailer",           "upgrade",    "transfer-encoding",
-                                  "content-length", "proxy-authorization", "via"};
+    static const key_list managed{
+        "host",    "connection",        "keep-alive",     "proxy-connection",    "te", "trailer",
+        "upgrade", "transfer-encoding", "content-length", "proxy-authorization", "via"};
     return std::find(managed.begin(), managed.end(), lower_name) != managed.end();
 }
 
+/// Records where a YAML document's root starts and whether it is empty, without building a tree.
+class document_probe final : public YAML::EventHandler {
+  public:
+    bool empty_root() const { return empty_; }
+    YAML::Mark root_mark() const { return mark_; }
+
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { root(mark, true); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { root(mark, false); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  const std::string&) override {
+        root(mark, false);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+        root(mark, false);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {
+        root(mark, false);
+    }
+    void OnMapEnd() override {}
+
+  private:
+    void root(const YAML::Mark& mark, bool empty) {
+        if (seen_)
+            return;
+        seen_ = true;
+        empty_ = empty;
+        mark_ = mark;
+    }
+
+    bool seen_ = false;
+    bool empty_ = true;
+    YAML::Mark mark_ = YAML::Mark::null_mark();
+};
+
+/// One load of one text: parses, substitutes and validates it into a config, collecting every
+/// error rather than stopping at the first, so that one --check-config run shows them all.
 class loader {
-public:
+  public:
     explicit loader(std::string source) : source_(std::move(source)) {}
 
     load_result run(std::string_view yaml) {
@@ -524,19 +598,16 @@ public:
         auto cfg = std::make_shared<config>();
         cfg->source = source_;
         try {
-            std::vector<YAML::Node> documents;
+            std::optional<YAML::Node> root;
             try {
-                documents = YAML::LoadAll(std::string(yaml));
+                if (!single_document(yaml))
+                    return finish(nullptr);
+                root.emplace(YAML::Load(std::string(yaml)));
             } catch (const YAML::Exception& e) {
                 errors_.push_back({source_, to_position(e.mark), "", e.msg});
+                return finish(nullptr);
             }
-            if (documents.size() > 1) {
-                fail_at(documents[1].Mark(), "",
-                        "a configuration file holds one YAML document, found a second");
-            }
-            if (!documents.empty()) {
-                parse_top(field{documents[0], "", documents[0].Mark()}, *cfg);
-            }
+            parse_top(field{*root, "", root->Mark()}, *cfg);
         } catch (const std::exception& e) {
             // Nothing above is expected to throw but allocation; the contract is "never throws".
             errors_.push_back({source_, {}, "", std::string("internal error: ") + e.what()});
@@ -549,14 +620,49 @@ public:
         return finish(nullptr);
     }
 
-private:
+  private:
+    /// Checks that the text holds at most one non-empty YAML document, reporting otherwise.
+    /// Walks the documents with a bounded loop of its own because yaml-cpp 0.7 never consumes a
+    /// stray top-level `,`: YAML::LoadAll then loops forever while allocating, and YAML::Load
+    /// silently ignores everything from the comma on (jbeder/yaml-cpp#1040, fixed after 0.7).
+    /// Throws YAML::Exception on syntax errors.
+    bool single_document(std::string_view yaml) {
+        std::istringstream stream{std::string(yaml)};
+        YAML::Parser parser(stream);
+        std::optional<YAML::Mark> previous_empty;
+        for (int document = 0;; ++document) {
+            document_probe probe;
+            if (!parser.HandleNextDocument(probe))
+                return true;
+            const YAML::Mark mark = probe.root_mark();
+            if (probe.empty_root() && previous_empty && previous_empty->pos == mark.pos) {
+                // No progress since the last document: the parser is stuck on this token.
+                const auto at = static_cast<std::size_t>(mark.pos);
+                fail_at(mark, "",
+                        at < yaml.size() ? "unexpected " + quoted(yaml.substr(at, 1))
+                                         : std::string("unexpected end of input"));
+                return false;
+            }
+            if (document > 0 && !probe.empty_root()) {
+                fail_at(mark, "", "a configuration file holds one YAML document, found a second");
+                return false;
+            }
+            if (document > 1000) {
+                fail_at(mark, "", "too many empty YAML documents");
+                return false;
+            }
+            previous_empty = probe.empty_root() ? std::optional(mark) : std::nullopt;
+        }
+    }
+
     load_result finish(std::shared_ptr<config> cfg) {
         // Reading order is the most useful order for a person fixing the file.
         std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
             return std::pair(a.pos.line, a.pos.column) < std::pair(b.pos.line, b.pos.column);
         });
         load_result result;
-        if (errors_.empty()) result.value = std::move(cfg);
+        if (errors_.empty())
+            result.value = std::move(cfg);
         result.errors = std::move(errors_);
         return result;
     }
@@ -579,7 +685,8 @@ private:
     /// non-string keys and duplicate keys. An empty value is an empty mapping.
     template <class Visit>
     void each_entry(const field& f, Visit&& visit) {
-        if (f.node.IsNull()) return;
+        if (f.node.IsNull())
+            return;
         if (!f.node.IsMap()) {
             fail(f, "expected a mapping, got " + kind_of(f.node));
             return;
@@ -599,9 +706,9 @@ private:
             const auto first = std::find_if(seen.begin(), seen.end(),
                                             [&](const auto& s) { return s.first == key; });
             if (first != seen.end()) {
-                fail_at(key_node.Mark(), child.path,
-                        "duplicate key (first at line " + std::to_string(first->second.line + 1) +
-                            ")");
+                fail_at(
+                    key_node.Mark(), child.path,
+                    "duplicate key (first at line " + std::to_string(first->second.line + 1) + ")");
                 continue;
             }
             seen.emplace_back(key, key_node.Mark());
@@ -636,13 +743,15 @@ private:
     /// sequence. Returns false when the value is not a sequence (already reported).
     template <class Visit>
     bool each_item(const field& f, Visit&& visit) {
-        if (f.node.IsNull()) return true;
+        if (f.node.IsNull())
+            return true;
         if (!f.node.IsSequence()) {
             fail(f, "expected a sequence, got " + kind_of(f.node));
             return false;
         }
         std::size_t index = 0;
-        for (const YAML::Node item : f.node) {
+        for (const auto& entry : f.node) {
+            const YAML::Node item = entry;
             const YAML::Mark mark = item.IsNull() ? dash_before(item.Mark()) : item.Mark();
             visit(field{item, item_path(f.path, index), mark}, index);
             ++index;
@@ -661,7 +770,8 @@ private:
         while (i > 0 && std::string_view(" \t\r\n").find(yaml_[i - 1]) != std::string_view::npos) {
             --i;
         }
-        if (i == 0 || yaml_[i - 1] != '-') return mark;
+        if (i == 0 || yaml_[i - 1] != '-')
+            return mark;
         const std::size_t dash = i - 1;
         const std::size_t line_start = yaml_.rfind('\n', dash) + 1;  // npos + 1 == 0
         YAML::Mark out = mark;
@@ -683,8 +793,10 @@ private:
         }
         std::vector<std::string> problems;
         std::string value = substitute(f.node.Scalar(), problems);
-        for (auto& problem : problems) fail(f, std::move(problem));
-        if (!problems.empty()) return std::nullopt;
+        for (auto& problem : problems)
+            fail(f, std::move(problem));
+        if (!problems.empty())
+            return std::nullopt;
         return value;
     }
 
@@ -694,14 +806,16 @@ private:
 
     bool read_string(const field& f, std::string& out) {
         auto value = text(f, "a string");
-        if (!value) return false;
+        if (!value)
+            return false;
         out = std::move(*value);
         return true;
     }
 
     bool read_bool(const field& f, bool& out) {
         auto value = text(f, "true or false");
-        if (!value) return false;
+        if (!value)
+            return false;
         // YAML 1.2 booleans only: `yes`/`no`/`on`/`off` are YAML 1.1 traps.
         if (*value == "true" || *value == "True" || *value == "TRUE") {
             out = true;
@@ -718,24 +832,27 @@ private:
     bool read_unsigned(const field& f, T& out, std::uint64_t min,
                        std::uint64_t max = std::numeric_limits<T>::max()) {
         auto value = text(f, "an integer");
-        if (!value) return false;
+        if (!value)
+            return false;
         std::string_view digits = *value;
         const bool negative = digits.starts_with('-');
-        if (negative || digits.starts_with('+')) digits.remove_prefix(1);
+        if (negative || digits.starts_with('+'))
+            digits.remove_prefix(1);
         if (!is_digits(digits)) {
             fail(f, "expected an integer, got " + raw(f));
             return false;
         }
         std::uint64_t number = 0;
-        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
+        const auto [end, ec] =
+            std::from_chars(digits.data(), digits.data() + digits.size(), number);
         const bool too_small = ec == std::errc{} && ((negative && number != 0) || number < min);
         const bool too_large = !too_small && (ec != std::errc{} || number > max);
         if (too_small || too_large) {
             // A bound at the type's 32-bit limit is no real bound: "at least 1" reads better.
             const bool open_ended = max >= std::numeric_limits<std::uint32_t>::max();
             fail(f, (too_small && open_ended ? "must be at least " + std::to_string(min)
-                                             : "must be between " + std::to_string(min) +
-                                                   " and " + std::to_string(max)) +
+                                             : "must be between " + std::to_string(min) + " and " +
+                                                   std::to_string(max)) +
                         ", got " + raw(f));
             return false;
         }
@@ -747,7 +864,8 @@ private:
     bool read_double(const field& f, double& out,
                      const std::function<std::optional<std::string>(double)>& check) {
         auto value = text(f, "a number");
-        if (!value) return false;
+        if (!value)
+            return false;
         double number = 0;
         const char* begin = value->data();
         const char* end = begin + value->size();
@@ -766,7 +884,8 @@ private:
 
     bool read_duration(const field& f, duration& out, bool positive) {
         auto value = text(f, "a duration");
-        if (!value) return false;
+        if (!value)
+            return false;
         const auto parsed = parse_duration(*value);
         if (!parsed) {
             fail(f, "expected a duration with a unit (250ms, 1.5s, 2m, 1h), got " + raw(f));
@@ -787,7 +906,8 @@ private:
     bool read_size(const field& f, std::uint64_t& out, std::uint64_t min = 0,
                    std::string_view min_text = "") {
         auto value = text(f, "a size");
-        if (!value) return false;
+        if (!value)
+            return false;
         const auto parsed = parse_size(*value);
         if (!parsed) {
             fail(f, "expected a size in bytes (512, 64KiB, 10MiB, 1GB), got " + raw(f));
@@ -804,9 +924,11 @@ private:
     /// Reads one of `choices` (exact, lowercase) and returns it.
     std::optional<std::string_view> read_choice(const field& f, const key_list& choices) {
         auto value = text(f, "a string");
-        if (!value) return std::nullopt;
+        if (!value)
+            return std::nullopt;
         const auto it = std::find(choices.begin(), choices.end(), *value);
-        if (it != choices.end()) return *it;
+        if (it != choices.end())
+            return *it;
         std::string expected;
         for (std::size_t i = 0; i < choices.size(); ++i) {
             expected += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ");
@@ -820,7 +942,7 @@ private:
     bool read_status_set(const field& f, status_set& out) {
         status_set set;
         bool ok = true;
-        ok &= each_item(f, [&](const field& item, std::size_t) {
+        const bool listed = each_item(f, [&](const field& item, std::size_t) {
             auto value = text(item, "a status code");
             if (!value) {
                 ok = false;
@@ -839,12 +961,13 @@ private:
                 set.codes.set(code);
                 return;
             }
-            fail(item, "expected a status code between 100 and 599 or a class 1xx-5xx, got " +
-                           raw(item));
+            fail(item,
+                 "expected a status code between 100 and 599 or a class 1xx-5xx, got " + raw(item));
             ok = false;
         });
-        if (ok) out = set;
-        return ok;
+        if (listed && ok)
+            out = set;
+        return listed && ok;
     }
 
     // --- policy sections ------------------------------------------------------------------
@@ -859,7 +982,8 @@ private:
                      } else if (key == "requests_per_minute") {
                          read_double(v, out.requests_per_minute,
                                      [](double x) -> std::optional<std::string> {
-                                         if (x > 0 && x <= 1e9) return std::nullopt;
+                                         if (x > 0 && x <= 1e9)
+                                             return std::nullopt;
                                          return "must be greater than 0 and at most 1e9";
                                      });
                      } else if (key == "burst_size") {
@@ -900,7 +1024,8 @@ private:
                      } else if (key == "exponential_base") {
                          read_double(v, out.exponential_base,
                                      [](double x) -> std::optional<std::string> {
-                                         if (x >= 1) return std::nullopt;
+                                         if (x >= 1)
+                                             return std::nullopt;
                                          return "must be at least 1";
                                      });
                      } else if (key == "max_delay") {
@@ -911,7 +1036,8 @@ private:
                          }
                      } else if (key == "jitter") {
                          read_double(v, out.jitter, [](double x) -> std::optional<std::string> {
-                             if (x >= 0 && x <= 1) return std::nullopt;
+                             if (x >= 0 && x <= 1)
+                                 return std::nullopt;
                              return "must be between 0 and 1";
                          });
                      } else if (key == "retry_on_status") {
@@ -924,7 +1050,8 @@ private:
                  });
         // Checked on the merged values, but only where this section set one of the two keys:
         // an inherited violation was already reported where it was written.
-        if (delay_failed || (!initial_delay && !max_delay)) return;
+        if (delay_failed || (!initial_delay && !max_delay))
+            return;
         if (out.initial_delay > out.max_delay) {
             fail(initial_delay ? *initial_delay : *max_delay,
                  "initial_delay (" + format_duration(out.initial_delay) +
@@ -1006,7 +1133,8 @@ private:
                      }
                  });
         // Same rule as the retry delays: merged values, reported where this section wrote one.
-        if (pair_failed || (!cert_file && !key_file)) return;
+        if (pair_failed || (!cert_file && !key_file))
+            return;
         if (out.cert_file.empty() != out.key_file.empty()) {
             fail(cert_file ? *cert_file : *key_file,
                  out.cert_file.empty() ? "key_file is set but cert_file is empty: set both for "
@@ -1044,8 +1172,8 @@ private:
         each_key(f, {"level", "format", "access_log", "redact_headers"},
                  [&](const std::string& key, const field& v) {
                      if (key == "level") {
-                         if (auto level = read_choice(v, {"trace", "debug", "info", "warn",
-                                                          "error", "critical", "off"})) {
+                         if (auto level = read_choice(v, {"trace", "debug", "info", "warn", "error",
+                                                          "critical", "off"})) {
                              out.level = std::string(*level);
                          }
                      } else if (key == "format") {
@@ -1057,7 +1185,7 @@ private:
                      } else if (key == "redact_headers") {
                          std::vector<std::string> names;
                          bool ok = true;
-        ok &= each_item(v, [&](const field& item, std::size_t) {
+                         const bool listed = each_item(v, [&](const field& item, std::size_t) {
                              std::string name;
                              if (!read_string(item, name)) {
                                  ok = false;
@@ -1068,7 +1196,8 @@ private:
                                  names.push_back(lowercase(name));
                              }
                          });
-                         if (ok) out.redact_headers = std::move(names);
+                         if (listed && ok)
+                             out.redact_headers = std::move(names);
                      }
                  });
     }
@@ -1095,7 +1224,8 @@ private:
 
     bool read_endpoint(const field& f, endpoint& out) {
         auto value = text(f, "an address");
-        if (!value) return false;
+        if (!value)
+            return false;
         std::string why;
         auto parsed = parse_endpoint(*value, why);
         if (!parsed) {
@@ -1131,7 +1261,8 @@ private:
             if (key == "name") {
                 has_name = true;
                 std::string name;
-                if (!read_string(v, name)) return;
+                if (!read_string(v, name))
+                    return;
                 if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
                         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
                                c == '.' || c == '-';
@@ -1154,7 +1285,8 @@ private:
                 has_hosts = true;
                 each_item(v, [&](const field& entry, std::size_t) {
                     auto value = text(entry, "a host");
-                    if (!value) return;
+                    if (!value)
+                        return;
                     std::string why;
                     if (auto pattern = parse_host_pattern(*value, why)) {
                         hosts.emplace_back(std::move(*pattern), entry);
@@ -1168,7 +1300,8 @@ private:
             } else if (key == "origin") {
                 has_origin = true;
                 auto value = text(v, "an origin URL");
-                if (!value) return;
+                if (!value)
+                    return;
                 std::string why;
                 if (auto parsed = parse_origin(*value, why)) {
                     u.origin = std::move(*parsed);
@@ -1183,7 +1316,8 @@ private:
         });
 
         const auto missing = [&](bool present, std::string_view key) {
-            if (!present) fail_at(item.node.Mark(), child_path(item.path, key), "missing required key");
+            if (!present)
+                fail_at(item.node.Mark(), child_path(item.path, key), "missing required key");
         };
         missing(has_name, "name");
         missing(has_hosts, "hosts");
@@ -1191,9 +1325,9 @@ private:
 
         const std::string label = u.name.empty() ? item_path("upstreams", index) : quoted(u.name);
         for (auto& [pattern, entry] : hosts) {
-            const auto claimed = std::find_if(claims.begin(), claims.end(), [&](const host_claim& c) {
-                return c.pattern == pattern;
-            });
+            const auto claimed =
+                std::find_if(claims.begin(), claims.end(),
+                             [&](const host_claim& c) { return c.pattern == pattern; });
             if (claimed != claims.end()) {
                 fail(entry, "host " + pattern_text(pattern) + " is already routed to upstream " +
                                 claimed->upstream + " (line " + std::to_string(claimed->line) +
@@ -1226,7 +1360,8 @@ private:
                 }
             }
             std::string value;
-            if (!read_string(v, value)) return;
+            if (!read_string(v, value))
+                return;
             if (!is_header_value(value)) {
                 // The value is probably a secret: name the problem, never the text.
                 fail(v, "header value contains a control character (CR, LF, NUL, ...)");
@@ -1244,69 +1379,71 @@ private:
         std::optional<field> upstreams;
         std::optional<field> listen;
         std::optional<field> admin_listen;
-        each_key(root,
-                 {"listen", "admin_listen", "threads", "drain_timeout", "unknown_hosts",
-                  "max_dynamic_upstreams", "allow_cidrs", "connect_ports", "via", "via_id", "log",
-                  "limits", "defaults", "upstreams"},
-                 [&](const std::string& key, const field& v) {
-                     if (key == "listen") {
-                         if (read_endpoint(v, cfg.listen)) listen.emplace(v);
-                     } else if (key == "admin_listen") {
-                         if (read_endpoint(v, cfg.admin_listen)) admin_listen.emplace(v);
-                     } else if (key == "threads") {
-                         read_unsigned(v, cfg.threads, 0, 1024);
-                     } else if (key == "drain_timeout") {
-                         read_duration(v, cfg.drain_timeout, false);
-                     } else if (key == "unknown_hosts") {
-                         if (auto mode = read_choice(v, {"reject", "passthrough"})) {
-                             cfg.unknown_hosts = *mode == "reject"
-                                                     ? unknown_hosts_mode::reject
-                                                     : unknown_hosts_mode::passthrough;
-                         }
-                     } else if (key == "max_dynamic_upstreams") {
-                         read_unsigned(v, cfg.max_dynamic_upstreams, 1);
-                     } else if (key == "allow_cidrs") {
-                         parse_allow_cidrs(v, cfg.allow_cidrs);
-                     } else if (key == "connect_ports") {
-                         std::vector<std::uint16_t> ports;
-                         bool ok = true;
-        ok &= each_item(v, [&](const field& item, std::size_t) {
-                             std::uint16_t port = 0;
-                             if (read_unsigned(item, port, 1, 65535)) {
-                                 ports.push_back(port);
-                             } else {
-                                 ok = false;
-                             }
-                         });
-                         if (ok) cfg.connect_ports = std::move(ports);
-                     } else if (key == "via") {
-                         read_bool(v, cfg.via);
-                     } else if (key == "via_id") {
-                         std::string id;
-                         if (!read_string(v, id)) return;
-                         if (!std::all_of(id.begin(), id.end(), [](char c) {
-                                 return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                        (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                                        c == '-';
-                             })) {
-                             // It goes verbatim into every Via header.
-                             fail(v, "must be empty or match [A-Za-z0-9._-]+, got " + raw(v));
-                             return;
-                         }
-                         cfg.via_id = std::move(id);
-                     } else if (key == "log") {
-                         parse_log(v, cfg.log);
-                     } else if (key == "limits") {
-                         parse_limits(v, cfg.limits);
-                     } else if (key == "defaults") {
-                         each_key(v, policy_sections,
-                                  [&](const std::string& section, const field& s) {
-                                      parse_policy_section(section, s, cfg.defaults);
-                                  });
-                     } else if (key == "upstreams") {
-                         upstreams.emplace(v);  // after the loop: they inherit the parsed defaults
-                     }
-                 });
+        each_key(
+            root,
+            {"listen", "admin_listen", "threads", "drain_timeout", "unknown_hosts",
+             "max_dynamic_upstreams", "allow_cidrs", "connect_ports", "via", "via_id", "log",
+             "limits", "defaults", "upstreams"},
+            [&](const std::string& key, const field& v) {
+                if (key == "listen") {
+                    if (read_endpoint(v, cfg.listen))
+                        listen.emplace(v);
+                } else if (key == "admin_listen") {
+                    if (read_endpoint(v, cfg.admin_listen))
+                        admin_listen.emplace(v);
+                } else if (key == "threads") {
+                    read_unsigned(v, cfg.threads, 0, 1024);
+                } else if (key == "drain_timeout") {
+                    read_duration(v, cfg.drain_timeout, false);
+                } else if (key == "unknown_hosts") {
+                    if (auto mode = read_choice(v, {"reject", "passthrough"})) {
+                        cfg.unknown_hosts = *mode == "reject" ? unknown_hosts_mode::reject
+                                                              : unknown_hosts_mode::passthrough;
+                    }
+                } else if (key == "max_dynamic_upstreams") {
+                    read_unsigned(v, cfg.max_dynamic_upstreams, 1);
+                } else if (key == "allow_cidrs") {
+                    parse_allow_cidrs(v, cfg.allow_cidrs);
+                } else if (key == "connect_ports") {
+                    std::vector<std::uint16_t> ports;
+                    bool ok = true;
+                    const bool listed = each_item(v, [&](const field& item, std::size_t) {
+                        std::uint16_t port = 0;
+                        if (read_unsigned(item, port, 1, 65535)) {
+                            ports.push_back(port);
+                        } else {
+                            ok = false;
+                        }
+                    });
+                    if (listed && ok)
+                        cfg.connect_ports = std::move(ports);
+                } else if (key == "via") {
+                    read_bool(v, cfg.via);
+                } else if (key == "via_id") {
+                    std::string id;
+                    if (!read_string(v, id))
+                        return;
+                    if (!std::all_of(id.begin(), id.end(), [](char c) {
+                            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                   (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+                        })) {
+                        // It goes verbatim into every Via header.
+                        fail(v, "must be empty or match [A-Za-z0-9._-]+, got " + raw(v));
+                        return;
+                    }
+                    cfg.via_id = std::move(id);
+                } else if (key == "log") {
+                    parse_log(v, cfg.log);
+                } else if (key == "limits") {
+                    parse_limits(v, cfg.limits);
+                } else if (key == "defaults") {
+                    each_key(v, policy_sections, [&](const std::string& section, const field& s) {
+                        parse_policy_section(section, s, cfg.defaults);
+                    });
+                } else if (key == "upstreams") {
+                    upstreams.emplace(v);  // after the loop: they inherit the parsed defaults
+                }
+            });
 
         if (upstreams) {
             std::vector<host_claim> claims;
@@ -1324,7 +1461,7 @@ private:
     void parse_allow_cidrs(const field& f, std::vector<cidr>& out) {
         std::vector<cidr> cidrs;
         bool ok = true;
-        ok &= each_item(f, [&](const field& item, std::size_t) {
+        const bool listed = each_item(f, [&](const field& item, std::size_t) {
             auto value = text(item, "a CIDR");
             if (!value) {
                 ok = false;
@@ -1338,7 +1475,8 @@ private:
                 ok = false;
             }
         });
-        if (ok) out = std::move(cidrs);
+        if (listed && ok)
+            out = std::move(cidrs);
     }
 
     std::string source_;
@@ -1351,13 +1489,16 @@ private:
 std::string origin::authority() const {
     std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     const std::uint16_t default_port = tls() ? 443 : 80;
-    if (port != 0 && port != default_port) out += ":" + std::to_string(port);
+    if (port != 0 && port != default_port)
+        out += ":" + std::to_string(port);
     return out;
 }
 
 std::string config_error::to_string() const {
-    std::string out = file + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": ";
-    if (!key_path.empty()) out += key_path + ": ";
+    std::string out =
+        file + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": ";
+    if (!key_path.empty())
+        out += key_path + ": ";
     return out + reason;
 }
 
@@ -1365,7 +1506,8 @@ load_result load_file(const std::string& path) {
     try {
         std::string why;
         auto text = read_whole_file(path, max_config_file, why);
-        if (!text) return loader(path).fail_file("cannot read the configuration file: " + why);
+        if (!text)
+            return loader(path).fail_file("cannot read the configuration file: " + why);
         return load_string(*text, path);
     } catch (const std::exception& e) {
         load_result result;

@@ -22,25 +22,32 @@ std::optional<std::uint64_t> scaled_decimal(std::string_view number, std::uint64
     std::string_view fraction =
         dot == std::string_view::npos ? std::string_view{} : number.substr(dot + 1);
     // "1." and ".5" are rejected: YAML authors write 1.0 and 0.5.
-    if (whole.empty() || (dot != std::string_view::npos && fraction.empty())) return std::nullopt;
+    if (whole.empty() || (dot != std::string_view::npos && fraction.empty()))
+        return std::nullopt;
 
     wide value = 0;
     for (char c : whole) {
-        if (c < '0' || c > '9') return std::nullopt;
+        if (c < '0' || c > '9')
+            return std::nullopt;
         value = value * 10 + static_cast<unsigned>(c - '0');
-        if (value > limit) return std::nullopt;
+        if (value > limit)
+            return std::nullopt;
     }
     value *= multiplier;
-    if (value > limit) return std::nullopt;
+    if (value > limit)
+        return std::nullopt;
 
     for (char c : fraction) {
-        if (c < '0' || c > '9') return std::nullopt;
+        if (c < '0' || c > '9')
+            return std::nullopt;
     }
-    while (!fraction.empty() && fraction.back() == '0') fraction.remove_suffix(1);
+    while (!fraction.empty() && fraction.back() == '0')
+        fraction.remove_suffix(1);
     if (!fraction.empty()) {
         // Beyond 18 significant fraction digits nothing can be a whole number of units here
         // (the largest multiplier has far fewer factors of 10), and 10^19 would overflow.
-        if (fraction.size() > 18) return std::nullopt;
+        if (fraction.size() > 18)
+            return std::nullopt;
         wide numerator = 0;
         wide denominator = 1;
         for (char c : fraction) {
@@ -48,9 +55,11 @@ std::optional<std::uint64_t> scaled_decimal(std::string_view number, std::uint64
             denominator *= 10;
         }
         numerator *= multiplier;
-        if (numerator % denominator != 0) return std::nullopt;
+        if (numerator % denominator != 0)
+            return std::nullopt;
         value += numerator / denominator;
-        if (value > limit) return std::nullopt;
+        if (value > limit)
+            return std::nullopt;
     }
     return static_cast<std::uint64_t>(value);
 }
@@ -68,7 +77,8 @@ std::pair<std::string_view, std::string_view> split_unit(std::string_view text) 
 }  // namespace
 
 std::optional<duration> parse_duration(std::string_view text) {
-    if (text == "0") return duration{0};
+    if (text == "0")
+        return duration{0};
     const auto [number, unit] = split_unit(text);
     std::uint64_t multiplier = 0;
     if (unit == "ms") {
@@ -87,7 +97,8 @@ std::optional<duration> parse_duration(std::string_view text) {
     constexpr std::uint64_t limit =
         static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() / 1'000'000);
     const auto ms = scaled_decimal(number, multiplier, limit);
-    if (!ms) return std::nullopt;
+    if (!ms)
+        return std::nullopt;
     return duration{static_cast<duration::rep>(*ms)};
 }
 

@@ -47,10 +47,11 @@ bool take_host_port(const View& v, std::uint16_t default_port_value, bool requir
             break;
         }
         case urls::host_type::ipv4:
-            host = std::string(v.encoded_host());
+            host = v.host_ipv4_address().to_string();
             break;
         case urls::host_type::ipv6:
-            host = lower(v.encoded_host_address());
+            // Canonical text (RFC 5952), as the config stores hosts: [2001:DB8::0:1] matches.
+            host = v.host_ipv6_address().to_string();
             break;
         default:
             return false;  // IPvFuture, or no host at all

@@ -118,7 +118,9 @@ net::awaitable<void> server::accept_loop() {
         }
         socket.set_option(tcp::no_delay(true));
         ++clients_;
-        net::co_spawn(w.ioc, serve_client(std::move(socket), current(), w.state),
+        // Named first: GCC 12 can destroy a temporary passed to a coroutine parameter twice.
+        auto rt = current();
+        net::co_spawn(w.ioc, serve_client(std::move(socket), std::move(rt), w.state),
                       [this](std::exception_ptr e) {
                           if (e) {
                               try {

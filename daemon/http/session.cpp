@@ -456,6 +456,12 @@ class session {
                                                       : "upstream closed mid-response head",
                                               nothing};
                 }
+                if (ec.category() == net::error::get_ssl_category()) {
+                    // E.g. TLS 1.3 "certificate required": the server's verdict on our client
+                    // certificate arrives as an alert after our side of the handshake.
+                    co_return attempt_failure{proxy_errc::tls_protocol_error, ec.message(),
+                                              nothing};
+                }
                 if (wec && nothing) {
                     co_return attempt_failure{proxy_errc::connection_terminated,
                                               "write failed: " + wec.message(), true};

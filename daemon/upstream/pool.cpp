@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 
+#include "upstream/destination.hpp"
 #include "upstream/tls_context.hpp"
 
 namespace sluice::upstream {
@@ -32,6 +33,10 @@ connection::~connection() {
 }
 
 void connection::close() noexcept {
+    // Marked as shut down, OpenSSL keeps the session resumable; a session of a connection freed
+    // without it is flagged bad and every later handshake would be a full one.
+    if (tls_)
+        SSL_set_shutdown(tls_->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     beast::error_code ec;
     lowest().socket().close(ec);
 }
@@ -137,9 +142,23 @@ net::awaitable<acquire_result> pool::open_connection(const upstream_bundle& b,
             nullptr, connect_error{proxy_errc::dns_error, o.host + ": " + rec.message()}};
     }
 
+    // Passthrough may not reach internal addresses (DESIGN §3.2). The check is on the resolved
+    // addresses, and only those checked are connected to: DNS rebinding cannot slip past it.
+    std::vector<tcp::endpoint> targets;
+    for (const auto& entry : endpoints) {
+        if (!b.allow_cidrs || passthrough_may_connect(entry.endpoint().address(), *b.allow_cidrs)) {
+            targets.push_back(entry.endpoint());
+        }
+    }
+    if (targets.empty()) {
+        co_return acquire_result{
+            nullptr, connect_error{proxy_errc::destination_ip_prohibited,
+                                   o.host + " resolves to an internal address not in allow_cidrs"}};
+    }
+
     auto tcp_layer = std::make_unique<beast::tcp_stream>(ex_);
     tcp_layer->expires_at(connect_deadline);
-    auto [cec, ep] = co_await tcp_layer->async_connect(endpoints, use_tuple);
+    auto [cec, ep] = co_await tcp_layer->async_connect(targets, use_tuple);
     if (cec)
         co_return acquire_result{nullptr, classify_connect(cec)};
     tcp_layer->socket().set_option(tcp::no_delay(true));

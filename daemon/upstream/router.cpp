@@ -18,6 +18,7 @@ std::unique_ptr<router> router::create(const config::config& cfg,
     r->passthrough_ = cfg.unknown_hosts == config::unknown_hosts_mode::passthrough;
     r->defaults_ = cfg.defaults;
     r->max_dynamic_ = std::max<std::size_t>(1, cfg.max_dynamic_upstreams);
+    r->allow_cidrs_ = std::make_shared<const std::vector<config::cidr>>(cfg.allow_cidrs);
 
     std::string error;
     r->default_tls_ = tls_client_context::create(cfg.defaults.tls, error);
@@ -102,6 +103,7 @@ std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, st
     if (o.tls())
         b->tls = default_tls_;
     b->pool_key = make_pool_key(o, b->tls.get());
+    b->allow_cidrs = allow_cidrs_;
     lru_.push_front(b);
     dynamic_[key] = lru_.begin();
     // Evict the least recently used; requests in flight keep their bundle alive.

@@ -28,6 +28,9 @@ struct upstream_bundle {
     std::shared_ptr<tls_client_context> tls;  ///< set when origin.tls()
     /// Identifies the connection pool: scheme, host, port and TLS settings (SNI is the host).
     std::string pool_key;
+    /// Passthrough only: internal ranges this upstream may still reach (`allow_cidrs`);
+    /// null for configured upstreams, which are trusted (DESIGN §3.2).
+    std::shared_ptr<const std::vector<config::cidr>> allow_cidrs;
 };
 
 /// Picks the upstream of a request authority. Built from one config; thread-safe.
@@ -71,6 +74,7 @@ class router {
     bool passthrough_ = false;
     config::policy defaults_;
     std::shared_ptr<tls_client_context> default_tls_;
+    std::shared_ptr<const std::vector<config::cidr>> allow_cidrs_;
     std::size_t max_dynamic_ = 1024;
 
     // Passthrough LRU: most recently used at the front.

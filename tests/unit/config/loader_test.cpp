@@ -24,12 +24,15 @@ using ::testing::IsEmpty;
 const std::filesystem::path source_dir =
     std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "..";
 
-load_result load(std::string_view yaml) { return load_string(yaml, "test.yaml"); }
+load_result load(std::string_view yaml) {
+    return load_string(yaml, "test.yaml");
+}
 
 /// Loads `yaml`, which must be valid, and returns the config.
 config load_ok(std::string_view yaml) {
     const load_result r = load(yaml);
-    for (const auto& e : r.errors) ADD_FAILURE() << "unexpected error: " << e.to_string();
+    for (const auto& e : r.errors)
+        ADD_FAILURE() << "unexpected error: " << e.to_string();
     if (!r.value) {
         ADD_FAILURE() << "no config";
         return config{};
@@ -42,7 +45,8 @@ std::vector<std::string> errors_of(std::string_view yaml) {
     const load_result r = load(yaml);
     EXPECT_EQ(r.value, nullptr) << "an invalid config must not produce a value";
     std::vector<std::string> out;
-    for (const auto& e : r.errors) out.push_back(e.to_string());
+    for (const auto& e : r.errors)
+        out.push_back(e.to_string());
     return out;
 }
 
@@ -57,25 +61,23 @@ std::string one_upstream(std::string_view extra) {
 
 /// Sets an environment variable for the lifetime of the object.
 class scoped_env {
-public:
-    scoped_env(const char* name, const char* value) : name_(name) {
-        ::setenv(name, value, 1);
-    }
+  public:
+    scoped_env(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
     ~scoped_env() { ::unsetenv(name_); }
     scoped_env(const scoped_env&) = delete;
     scoped_env& operator=(const scoped_env&) = delete;
 
-private:
+  private:
     const char* name_;
 };
 
 /// A file in the temporary directory, removed at the end of the test.
 class temp_file {
-public:
+  public:
     explicit temp_file(std::string_view contents) {
-        path_ = std::filesystem::temp_directory_path() /
-                ("sluice_config_test_" + std::to_string(::getpid()) + "_" +
-                 std::to_string(counter_++));
+        path_ =
+            std::filesystem::temp_directory_path() /
+            ("sluice_config_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
         std::ofstream(path_, std::ios::binary) << contents;
     }
     ~temp_file() { std::filesystem::remove(path_); }
@@ -83,7 +85,7 @@ public:
     temp_file& operator=(const temp_file&) = delete;
     std::string path() const { return path_.string(); }
 
-private:
+  private:
     static inline int counter_ = 0;
     std::filesystem::path path_;
 };
@@ -93,7 +95,8 @@ private:
 TEST(ShippedConfig, LoadsWithoutErrorsAndSpellsOutTheDefaults) {
     const auto path = (source_dir / "config" / "sluice.yaml").string();
     const load_result r = load_file(path);
-    for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+    for (const auto& e : r.errors)
+        ADD_FAILURE() << e.to_string();
     ASSERT_NE(r.value, nullptr);
     const config& c = *r.value;
     EXPECT_EQ(c.source, path);
@@ -127,11 +130,14 @@ TEST(ShippedConfig, ExamplesLoadGivenTheirEnvironment) {
     const scoped_env payments("PAYMENTS_KEY", "pk_test");
     const scoped_env pod("SLUICE_POD_NAME", "pod-7");
     std::size_t examples = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(source_dir / "config" / "examples")) {
-        if (entry.path().extension() != ".yaml") continue;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(source_dir / "config" / "examples")) {
+        if (entry.path().extension() != ".yaml")
+            continue;
         ++examples;
         const load_result r = load_file(entry.path().string());
-        for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+        for (const auto& e : r.errors)
+            ADD_FAILURE() << e.to_string();
         EXPECT_NE(r.value, nullptr) << entry.path();
         EXPECT_FALSE(r.value == nullptr || r.value->upstreams.empty()) << entry.path();
     }
@@ -378,10 +384,10 @@ TEST(DeepMerge, StatusListsReplaceTheInheritedListWhole) {
 }
 
 TEST(DeepMerge, EachPolicySectionCanBeDisabled) {
-    const config c = load_ok(one_upstream(
-        "    rate_limit: {enabled: false}\n"
-        "    retry: {enabled: false}\n"
-        "    circuit_breaker: {enabled: false}\n"));
+    const config c =
+        load_ok(one_upstream("    rate_limit: {enabled: false}\n"
+                             "    retry: {enabled: false}\n"
+                             "    circuit_breaker: {enabled: false}\n"));
     const policy& p = c.upstreams.at(0).policy;
     EXPECT_FALSE(p.rate_limit.enabled);
     EXPECT_FALSE(p.retry.enabled);
@@ -453,8 +459,8 @@ TEST(Upstreams, OriginDefaultPortsAndAuthority) {
         {"https://192.0.2.1:1", {"https", "192.0.2.1", 1}, "192.0.2.1:1"},
     };
     for (const auto& c : cases) {
-        const config cfg = load_ok("upstreams: [{name: a, hosts: [a.test], origin: \"" + c.text +
-                                   "\"}]");
+        const config cfg =
+            load_ok("upstreams: [{name: a, hosts: [a.test], origin: \"" + c.text + "\"}]");
         ASSERT_EQ(cfg.upstreams.size(), 1u) << c.text;
         EXPECT_EQ(cfg.upstreams[0].origin, c.expected) << c.text;
         EXPECT_EQ(cfg.upstreams[0].origin.authority(), c.authority) << c.text;
@@ -506,19 +512,19 @@ defaults:
 
 TEST(Substitution, FileContentsWithoutTrailingWhitespace) {
     const temp_file secret("tok en\n\n \t\r\n");
-    const config c = load_ok(one_upstream("    set_headers: {X-Key: \"k=${file:" + secret.path() +
-                                          "};\"}\n"));
+    const config c =
+        load_ok(one_upstream("    set_headers: {X-Key: \"k=${file:" + secret.path() + "};\"}\n"));
     EXPECT_EQ(c.upstreams.at(0).set_headers.at(0).second, "k=tok en;");
 }
 
 TEST(Substitution, EscapeAndLoneDollarsAreLiteral) {
     const scoped_env id("SLUICE_TEST_ID", "x");
-    const config c = load_ok(one_upstream(
-        "    set_headers:\n"
-        "      A: \"$${env:SLUICE_TEST_ID}\"\n"
-        "      B: \"$$${env:SLUICE_TEST_ID}\"\n"
-        "      C: \"cost: $5 {not} $\"\n"
-        "      D: \"$${${env:SLUICE_TEST_ID}}\"\n"));
+    const config c =
+        load_ok(one_upstream("    set_headers:\n"
+                             "      A: \"$${env:SLUICE_TEST_ID}\"\n"
+                             "      B: \"$$${env:SLUICE_TEST_ID}\"\n"
+                             "      C: \"cost: $5 {not} $\"\n"
+                             "      D: \"$${${env:SLUICE_TEST_ID}}\"\n"));
     const auto& h = c.upstreams.at(0).set_headers;
     ASSERT_EQ(h.size(), 4u);
     EXPECT_EQ(h[0].second, "${env:SLUICE_TEST_ID}");
@@ -597,7 +603,8 @@ TEST(Errors, ToStringFormats) {
               "f.yaml:3:7: defaults.retry.jitter: must be between 0 and 1");
     EXPECT_EQ((config_error{"f.yaml", {2, 1}, "", "illegal map value"}).to_string(),
               "f.yaml:2:1: illegal map value");
-    EXPECT_EQ((config_error{"f.yaml", {}, "", "cannot read"}).to_string(), "f.yaml:0:0: cannot read");
+    EXPECT_EQ((config_error{"f.yaml", {}, "", "cannot read"}).to_string(),
+              "f.yaml:0:0: cannot read");
 }
 
 TEST(Errors, StructuredFieldsAreOneBasedFromTheYamlMark) {
@@ -674,14 +681,25 @@ TEST(Errors, SecondYamlDocumentIsAnError) {
     EXPECT_THAT(errors_of("threads: 1\n---\nthreads: 2\n"),
                 ElementsAre("test.yaml:3:1: a configuration file holds one YAML document, found "
                             "a second"));
+    // Empty documents around the configuration are harmless.
+    EXPECT_EQ(load_ok("---\nthreads: 1\n---\n").threads, 1u);
+    EXPECT_EQ(load_ok("---\n---\n").threads, 0u);
+}
+
+TEST(Errors, StrayCommaIsASyntaxErrorNotAHangNorAnEmptyConfig) {
+    // yaml-cpp 0.7 alone would loop forever here (LoadAll) or ignore the rest (Load).
+    EXPECT_THAT(errors_of(","), ElementsAre("test.yaml:1:1: unexpected ','"));
+    EXPECT_THAT(errors_of(",\nthreads: 1\n"), ElementsAre("test.yaml:1:1: unexpected ','"));
+    EXPECT_THAT(errors_of("- 443\n,\n"), ElementsAre("test.yaml:2:1: unexpected ','"));
+    EXPECT_THAT(errors_of("threads: 1\n---\n,\n"), ElementsAre("test.yaml:3:1: unexpected ','"));
 }
 
 // --- unknown keys, duplicates, types ---------------------------------------------------------
 
 TEST(UnknownKeys, AtTopLevel) {
-    EXPECT_THAT(errors_of("listen: 127.0.0.1:1\nlisten_addr: 1\nfoo: {a: 1}\n"),
-                ElementsAre("test.yaml:2:1: listen_addr: unknown key",
-                            "test.yaml:3:1: foo: unknown key"));
+    EXPECT_THAT(
+        errors_of("listen: 127.0.0.1:1\nlisten_addr: 1\nfoo: {a: 1}\n"),
+        ElementsAre("test.yaml:2:1: listen_addr: unknown key", "test.yaml:3:1: foo: unknown key"));
 }
 
 TEST(UnknownKeys, SuggestsACloseKnownKey) {
@@ -722,10 +740,11 @@ TEST(UnknownKeys, InLogAndLimits) {
 }
 
 TEST(DuplicateKeys, AreErrors) {
-    EXPECT_THAT(errors_of("threads: 1\nthreads: 2\ndefaults: {queue: {max_size: 1, max_size: 2}}\n"),
-                ElementsAre("test.yaml:2:1: threads: duplicate key (first at line 1)",
-                            "test.yaml:3:33: defaults.queue.max_size: duplicate key (first at "
-                            "line 3)"));
+    EXPECT_THAT(
+        errors_of("threads: 1\nthreads: 2\ndefaults: {queue: {max_size: 1, max_size: 2}}\n"),
+        ElementsAre("test.yaml:2:1: threads: duplicate key (first at line 1)",
+                    "test.yaml:3:33: defaults.queue.max_size: duplicate key (first at "
+                    "line 3)"));
 }
 
 TEST(Types, WrongTypesAreErrors) {
@@ -855,13 +874,14 @@ TEST(Bounds, RecoveryTimeoutIsPositive) {
 }
 
 TEST(Bounds, PoolMaxConnectionsAndDurations) {
-    EXPECT_THAT(errors_of("defaults:\n"
-                          "  pool: {max_connections: 0, idle_timeout: 0, max_connection_age: 0ms}\n"),
-                ElementsAre("test.yaml:2:27: defaults.pool.max_connections: must be at least 1, "
-                            "got '0'",
-                            "test.yaml:2:44: defaults.pool.idle_timeout: must be greater than 0",
-                            "test.yaml:2:67: defaults.pool.max_connection_age: must be greater "
-                            "than 0"));
+    EXPECT_THAT(
+        errors_of("defaults:\n"
+                  "  pool: {max_connections: 0, idle_timeout: 0, max_connection_age: 0ms}\n"),
+        ElementsAre("test.yaml:2:27: defaults.pool.max_connections: must be at least 1, "
+                    "got '0'",
+                    "test.yaml:2:44: defaults.pool.idle_timeout: must be greater than 0",
+                    "test.yaml:2:67: defaults.pool.max_connection_age: must be greater "
+                    "than 0"));
 }
 
 TEST(Bounds, TimeoutsArePositive) {
@@ -1184,8 +1204,7 @@ TEST(UpstreamErrors, BadOrigins) {
         {"https://:443", "missing host"},
         {"https:///", "missing host"},
         {"https://api.example.com:0", "port must be a number between 1 and 65535, got '0'"},
-        {"https://api.example.com:70000",
-         "port must be a number between 1 and 65535, got '70000'"},
+        {"https://api.example.com:70000", "port must be a number between 1 and 65535, got '70000'"},
         {"https://api.example.com:", "port must be a number between 1 and 65535, got ''"},
         {"https://*.example.com", "invalid host name '*.example.com'"},
         {"https://bad_host!", "invalid host name 'bad_host!'"},
@@ -1308,10 +1327,10 @@ TEST(UpstreamErrors, SetHeaders) {
 
 TEST(UpstreamErrors, SetHeaderValueFromAFileMustNotSplitTheRequest) {
     const temp_file secret("line1\r\nInjected: yes\n");
-    EXPECT_THAT(errors_of(one_upstream("    set_headers: {X-Key: \"${file:" + secret.path() +
-                                       "}\"}\n")),
-                ElementsAre("test.yaml:5:26: upstreams[0].set_headers.X-Key: header value "
-                            "contains a control character (CR, LF, NUL, ...)"));
+    EXPECT_THAT(
+        errors_of(one_upstream("    set_headers: {X-Key: \"${file:" + secret.path() + "}\"}\n")),
+        ElementsAre("test.yaml:5:26: upstreams[0].set_headers.X-Key: header value "
+                    "contains a control character (CR, LF, NUL, ...)"));
 }
 
 TEST(UpstreamErrors, UpstreamSectionsAreValidatedLikeDefaults) {

@@ -66,6 +66,7 @@ TEST(RequestTarget, Ipv6Literals) {
     EXPECT_EQ(t.host, "2001:db8::1");
     EXPECT_EQ(t.port, 8080);
     EXPECT_EQ(t.authority(), "[2001:db8::1]:8080");
+    EXPECT_EQ(ok("GET", "http://[2001:DB8:0:0::1]/").host, "2001:db8::1");
     auto h = ok("GET", "/x", "[::1]");
     EXPECT_EQ(h.host, "::1");
     auto c = ok("CONNECT", "[::1]:443");
