@@ -48,11 +48,22 @@ int main(int argc, char** argv) {
             std::cout << usage;
             return 0;
         }
-        if ((arg == "--config" || arg == "-c" || arg == "--check-config") && i + 1 < argc) {
-            check_only = check_only || arg == "--check-config";
-            config_path = argv[++i];
-            continue;
+        // --config FILE, --config=FILE, -c FILE; likewise --check-config.
+        bool taken = false;
+        for (std::string flag : {"--config", "-c", "--check-config"}) {
+            if (arg != flag && !arg.starts_with(flag + "="))
+                continue;
+            if (arg == flag && i + 1 >= argc) {
+                std::cerr << "sluice: " << flag << " needs a FILE\n" << usage;
+                return 2;
+            }
+            config_path = arg == flag ? std::string(argv[++i]) : arg.substr(flag.size() + 1);
+            check_only = check_only || flag == "--check-config";
+            taken = true;
+            break;
         }
+        if (taken)
+            continue;
         std::cerr << "sluice: unknown argument '" << arg << "'\n" << usage;
         return 2;
     }
@@ -69,7 +80,7 @@ int main(int argc, char** argv) {
     auto rt = sluice::http::make_runtime(loaded.value, random_via, errors);
     if (!rt) {
         for (const auto& e : errors)
-            std::cerr << config_path << ": " << e << "\n";
+            std::cerr << e << "\n";
         return 2;
     }
     if (check_only) {
@@ -123,6 +134,11 @@ int main(int argc, char** argv) {
                     for (const auto& e : errs)
                         spdlog::error("reload rejected: {}", e);
                     continue;
+                }
+                const auto& old_cfg = *server->current()->cfg;
+                if (!(old_cfg.listen == next.value->listen) ||
+                    old_cfg.threads != next.value->threads) {
+                    spdlog::warn("reload: listen and threads take effect on restart only");
                 }
                 sluice::logging::configure(next.value->log);
                 server->swap_runtime(next_rt);

@@ -67,7 +67,8 @@ void access(const access_entry& e) {
         o["status"] = e.status;
         o["bytes_in"] = e.bytes_in;
         o["bytes_out"] = e.bytes_out;
-        o["duration_s"] = e.duration_seconds;
+        // Whole microseconds: Boost.JSON would print small doubles in exponent form.
+        o["duration_us"] = static_cast<std::int64_t>(e.duration_seconds * 1e6 + 0.5);
         o["attempts"] = e.attempts;
         if (!e.error.empty())
             o["error"] = e.error;

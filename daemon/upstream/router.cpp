@@ -23,7 +23,7 @@ std::unique_ptr<router> router::create(const config::config& cfg,
     std::string error;
     r->default_tls_ = tls_client_context::create(cfg.defaults.tls, error);
     if (!r->default_tls_)
-        errors.push_back("defaults.tls: " + error);
+        errors.push_back(cfg.source + ": defaults.tls: " + error);
 
     for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
         const auto& u = cfg.upstreams[i];
@@ -39,7 +39,9 @@ std::unique_ptr<router> router::create(const config::config& cfg,
             } else {
                 b->tls = tls_client_context::create(u.policy.tls, error);
                 if (!b->tls) {
-                    errors.push_back("upstreams[" + std::to_string(i) + "].tls: " + error);
+                    config::config_error e{cfg.source, u.pos,
+                                           "upstreams[" + std::to_string(i) + "].tls", error};
+                    errors.push_back(e.to_string());
                 }
             }
         }

@@ -10,15 +10,14 @@ namespace sluice::upstream {
 namespace ssl = boost::asio::ssl;
 
 std::string last_openssl_error() {
-    std::string out;
-    while (unsigned long e = ERR_get_error()) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        if (!out.empty())
-            out += "; ";
-        out += buf;
-    }
-    return out;
+    // The first error queued is the cause (e.g. "No such file or directory"); the rest are the
+    // layers that passed it on.
+    unsigned long first = ERR_get_error();
+    ERR_clear_error();
+    if (first == 0)
+        return "unknown error";
+    const char* reason = ERR_reason_error_string(first);
+    return reason ? reason : "error " + std::to_string(first);
 }
 
 tls_client_context::~tls_client_context() = default;

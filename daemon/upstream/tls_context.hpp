@@ -38,7 +38,8 @@ class tls_client_context {
     bool verify_ = true;
 };
 
-/// The last OpenSSL error on this thread as text, "" when none; clears the queue.
+/// The reason of the first queued OpenSSL error on this thread ("unknown error" when none);
+/// clears the queue.
 std::string last_openssl_error();
 
 }  // namespace sluice::upstream
