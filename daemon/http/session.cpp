@@ -2,12 +2,17 @@
 // response back. The policies are called from here; none is implemented here.
 #include "http/session.hpp"
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -26,6 +31,9 @@
 #include "core/proxy_error.hpp"
 #include "http/header_rules.hpp"
 #include "http/request_target.hpp"
+#include "policy/retry_after.hpp"
+#include "policy/retry_decision.hpp"
+#include "upstream/upstream_state.hpp"
 
 namespace sluice::http {
 
@@ -34,6 +42,7 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using net::ip::tcp;
 using steady_clock = std::chrono::steady_clock;
+using namespace net::experimental::awaitable_operators;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 namespace {
@@ -54,6 +63,7 @@ struct local_response {
     std::string details;
     unsigned status = 0;  // 0: default_status(error)
     bool close = false;   // the request's framing can no longer be trusted
+    std::optional<std::chrono::seconds> retry_after = {};  // 429 / 503: Retry-After
 };
 
 /// How an attempt ended before any response byte reached the client.
@@ -62,6 +72,35 @@ struct attempt_failure {
     std::string details;
     bool before_response_byte = false;  // nothing of a response arrived: a stale connection?
 };
+
+// How a failed attempt counts for the retry decision (DESIGN §3.5). Errors that are not the
+// upstream's fault or cannot heal by retrying (a prohibited address, a broken request body, a
+// malformed response) have none.
+std::optional<policy::attempt_outcome> retry_outcome(proxy_errc e) {
+    switch (e) {
+        case proxy_errc::dns_error:
+        case proxy_errc::connection_refused:
+        case proxy_errc::connection_timeout:
+        case proxy_errc::destination_ip_unroutable:
+            return policy::attempt_outcome::connect_error;
+        case proxy_errc::tls_certificate_error:
+            return policy::attempt_outcome::tls_certificate_error;
+        case proxy_errc::tls_protocol_error:
+            return policy::attempt_outcome::tls_error;
+        case proxy_errc::connection_read_timeout:
+            return policy::attempt_outcome::timeout;
+        case proxy_errc::connection_terminated:
+            return policy::attempt_outcome::reset_before_head;
+        default:
+            return std::nullopt;
+    }
+}
+
+// Whether a failed attempt is the upstream's failure for the circuit breaker (DESIGN §3.4).
+bool breaker_failure(proxy_errc e) {
+    return retry_outcome(e).has_value() || e == proxy_errc::http_protocol_error ||
+           e == proxy_errc::http_response_header_section_size;
+}
 
 /// The request body as read so far: all of it (`complete`), or a prefix while the rest is still
 /// to be streamed from the client.
@@ -171,6 +210,19 @@ class session {
             co_return !rejected->close && x.client_keep_alive;
         }
 
+        // The first attempt is admitted before the body is read, so that Expect: 100-continue
+        // is answered only for a request that will go (DESIGN §3.1).
+        auto admitted =
+            co_await upstream::admit(*x.upstream->state, client_.socket(), x.total_deadline);
+        if (admitted.what != upstream::admission_result::kind::go) {
+            if (admitted.what == upstream::admission_result::kind::client_gone)
+                co_return false;
+            local_response refused = admission_refusal(admitted);
+            refused.close = refused.close || body_pending;
+            co_await respond(x, refused);
+            co_return !refused.close && x.client_keep_alive;
+        }
+
         bhttp::request<bhttp::string_body> out = make_upstream_request(x, req);
         request_body body;
         body.chunked = head.chunked();
@@ -205,7 +257,7 @@ class session {
             out.content_length(*body.length);
         }
 
-        bool keep = co_await forward(x, out, body, body_parser);
+        bool keep = co_await forward(x, out, body, body_parser, admitted.permit);
         finish(x, body.bytes_read);
         co_return keep&& x.client_keep_alive;
     }
@@ -358,49 +410,184 @@ class session {
         co_return piece_result{relay_buffer_size - p.get().body().size};
     }
 
-    // Attempts the request upstream and relays the response. Returns whether the client
-    // connection is still usable.
+    // The response for an attempt admission refused (DESIGN §5).
+    static local_response admission_refusal(const upstream::admission_result& a) {
+        using kind = upstream::admission_result::kind;
+        switch (a.what) {
+            case kind::rate_limited:
+                return {proxy_errc::proxy_internal_response, "rate limited", 429, false,
+                        a.retry_after};
+            case kind::circuit_open:
+                return {proxy_errc::destination_unavailable, "circuit open", 503, false,
+                        a.retry_after};
+            case kind::deadline:
+                return {proxy_errc::connection_read_timeout,
+                        "timeouts.total ran out waiting for a token", 504};
+            default:
+                return {proxy_errc::proxy_internal_error, "admission", 500, true};
+        }
+    }
+
+    // Reports an attempt's outcome to the breaker (DESIGN §3.4).
+    static void record(const upstream::upstream_bundle& u, const policy::circuit_permit& permit,
+                       bool failure, bool neutral) {
+        std::lock_guard lock(u.state->mutex);
+        if (neutral) {
+            u.state->breaker.record_neutral(permit);
+        } else if (failure) {
+            u.state->breaker.record_failure(permit);
+        } else {
+            u.state->breaker.record_success(permit);
+        }
+    }
+
+    // Attempts the request upstream, retrying per the upstream's retry policy, and relays the
+    // final response. `permit` is the breaker's answer for the first attempt, already admitted.
+    // Returns whether the client connection is still usable.
     net::awaitable<bool> forward(exchange& x, bhttp::request<bhttp::string_body>& out,
                                  request_body& body,
-                                 bhttp::request_parser<bhttp::buffer_body>& body_parser) {
+                                 bhttp::request_parser<bhttp::buffer_body>& body_parser,
+                                 policy::circuit_permit permit) {
         const auto& u = *x.upstream;
         auto pool = worker_.pools.get(u);
+        policy::retry_decision retry(u.policy.retry, real_random(), x.method,
+                                     out.count("Idempotency-Key") > 0, body.complete);
         bool fresh_only = false;
         for (;;) {
             auto attempt_deadline =
                 std::min(steady_clock::now() + u.policy.timeouts.request, x.total_deadline);
             auto acquired = co_await pool->acquire(u, fresh_only, attempt_deadline);
             ++x.attempts;
-            if (!acquired.conn) {
-                local_response r{acquired.error->code, acquired.error->details, 0, !body.complete};
-                co_return co_await respond(x, r);
-            }
-            auto conn = std::move(acquired.conn);
-            const bool reused = conn->uses > 0;
+            std::optional<attempt_failure> failure;
+            std::unique_ptr<upstream::connection> conn;
             std::optional<bhttp::response_parser<bhttp::buffer_body>> rp;
-            auto failure = co_await with_stream(*conn, [&](auto& up) {
-                return send_and_read_head(x, up, *conn, out, body, body_parser, rp,
-                                          attempt_deadline);
-            });
+            bool reused = false;
+            if (!acquired.conn) {
+                failure = attempt_failure{acquired.error->code, acquired.error->details, false};
+            } else {
+                conn = std::move(acquired.conn);
+                reused = conn->uses > 0;
+                failure = co_await with_stream(*conn, [&](auto& up) {
+                    return send_and_read_head(x, up, *conn, out, body, body_parser, rp,
+                                              attempt_deadline);
+                });
+            }
+
+            policy::attempt_report report;
             if (failure) {
-                pool->release(std::move(conn), false, u, std::nullopt);
+                if (conn)
+                    pool->release(std::move(conn), false, u, std::nullopt);
                 // The stale keep-alive race: a reused connection died before any byte of a
-                // response. Send once more on a fresh one; this is not a retry (DESIGN §3.5).
+                // response. Send once more on a fresh one: not a retry, no token, not a breaker
+                // failure (DESIGN §3.5).
                 if (reused && failure->before_response_byte && body.complete && !fresh_only) {
                     spdlog::debug("upstream {}: stale pooled connection, replaying on a fresh one",
                                   u.name);
                     fresh_only = true;
                     continue;
                 }
-                local_response r{failure->error, failure->details, 0, !body.complete};
-                co_return co_await respond(x, r);
+                const bool upstream_failed = breaker_failure(failure->error);
+                record(u, permit, upstream_failed, !upstream_failed);
+                auto outcome = retry_outcome(failure->error);
+                if (!outcome) {
+                    local_response r{failure->error, failure->details, 0, !body.complete};
+                    co_return co_await respond(x, r);
+                }
+                report.outcome = *outcome;
+            } else {
+                const unsigned status = rp->get().result_int();
+                const bool is_4xx = status >= 400 && status < 500;
+                record(u, permit, u.state->breaker.is_failure_status(status), is_4xx);
+                report.outcome = policy::attempt_outcome::response;
+                report.status = status;
+                if (auto ra = rp->get().find(bhttp::field::retry_after); ra != rp->get().end()) {
+                    report.retry_after =
+                        policy::parse_retry_after(ra->value(), std::chrono::system_clock::now());
+                }
             }
-            auto keep_alive = keep_alive_timeout(rp->get());
-            auto relayed = co_await with_stream(
-                *conn, [&](auto& up) { return relay_response(x, up, *conn, *rp); });
-            pool->release(std::move(conn), relayed.upstream_reusable, u, keep_alive);
-            co_return relayed.client_ok;
+            fresh_only = false;
+            report.time_left = x.total_deadline - steady_clock::now();
+            auto verdict = retry.decide(report);
+
+            if (!verdict.retry) {
+                if (failure) {
+                    local_response r{failure->error, failure->details, 0, !body.complete};
+                    co_return co_await respond(x, r);
+                }
+                // The upstream's own response is returned; after retries it says so
+                // (RFC 9209 received-status, DESIGN §3.5).
+                if (retry.retries() > 0) {
+                    rp->get().set("Proxy-Status", proxy_status_received(rp->get().result_int()));
+                }
+                auto keep_alive = keep_alive_timeout(rp->get());
+                auto relayed = co_await with_stream(
+                    *conn, [&](auto& up) { return relay_response(x, up, *conn, *rp); });
+                pool->release(std::move(conn), relayed.upstream_reusable, u, keep_alive);
+                co_return relayed.client_ok;
+            }
+
+            // Retry: drop this response (keeping its connection when the body is small), wait
+            // the backoff, and be admitted again: every attempt takes a token (DESIGN §3.3).
+            spdlog::debug("upstream {}: retry {} in {} ms ({})", u.name, retry.retries(),
+                          verdict.delay.count(), policy::to_string(verdict.reason));
+            if (conn) {
+                bool reusable = co_await with_stream(
+                    *conn, [&](auto& up) { return discard_response(up, *conn, *rp); });
+                auto keep_alive = keep_alive_timeout(rp->get());
+                pool->release(std::move(conn), reusable, u, keep_alive);
+            }
+            if (!co_await wait_backoff(verdict.delay))
+                co_return false;
+            auto admitted = co_await upstream::admit(*u.state, client_.socket(), x.total_deadline);
+            if (admitted.what != upstream::admission_result::kind::go) {
+                if (admitted.what == upstream::admission_result::kind::client_gone) {
+                    co_return false;
+                }
+                local_response refused = admission_refusal(admitted);
+                co_return co_await respond(x, refused);
+            }
+            permit = admitted.permit;
         }
+    }
+
+    // Sleeps a retry backoff; false when the client went away meanwhile (nothing to answer).
+    net::awaitable<bool> wait_backoff(std::chrono::milliseconds delay) {
+        net::steady_timer timer(client_.get_executor(), delay);
+        auto& sock = client_.socket();
+        auto r = co_await (timer.async_wait(use_tuple) ||
+                           sock.async_wait(net::socket_base::wait_read, use_tuple));
+        if (r.index() == 0)
+            co_return true;
+        char byte;
+        ssize_t n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            co_return false;
+        // Pipelined bytes: the client is still there; just wait out the delay.
+        co_await timer.async_wait(use_tuple);
+        co_return true;
+    }
+
+    // Reads and drops a response that will be retried; returns whether its connection can be
+    // reused (only when its body is small and arrives whole).
+    template <class Stream>
+    net::awaitable<bool> discard_response(Stream& up, upstream::connection& conn,
+                                          bhttp::response_parser<bhttp::buffer_body>& rp) {
+        if (rp.need_eof() || !rp.keep_alive())
+            co_return false;
+        if (!rp.is_done() && (!rp.content_length() || *rp.content_length() > 64 * 1024)) {
+            co_return false;
+        }
+        while (!rp.is_done()) {
+            rp.get().body().data = relay_.get();
+            rp.get().body().size = relay_buffer_size;
+            conn.lowest().expires_after(std::chrono::seconds{5});
+            auto [ec, n] = co_await bhttp::async_read_some(up, conn.buffer(), rp, use_tuple);
+            if (ec == bhttp::error::need_buffer)
+                ec = {};
+            if (ec)
+                co_return false;
+        }
+        co_return conn.buffer().size() == 0;
     }
 
     // Writes the request (streaming what is left of the body) and reads the final response
@@ -648,6 +835,9 @@ class session {
         bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
         res.set(bhttp::field::content_type, "text/plain; charset=utf-8");
         res.set("Proxy-Status", proxy_status_error(r.error, r.details));
+        if (r.retry_after) {
+            res.set(bhttp::field::retry_after, std::to_string(r.retry_after->count()));
+        }
         std::string text = std::to_string(status) + " " + std::string(res.reason());
         if (!r.details.empty())
             text += ": " + r.details;

@@ -12,8 +12,8 @@ std::string make_pool_key(const config::origin& o, const tls_client_context* tls
     return key;
 }
 
-std::unique_ptr<router> router::create(const config::config& cfg,
-                                       std::vector<std::string>& errors) {
+std::unique_ptr<router> router::create(const config::config& cfg, std::vector<std::string>& errors,
+                                       const router* previous) {
     std::unique_ptr<router> r(new router());
     r->passthrough_ = cfg.unknown_hosts == config::unknown_hosts_mode::passthrough;
     r->defaults_ = cfg.defaults;
@@ -46,6 +46,15 @@ std::unique_ptr<router> router::create(const config::config& cfg,
             }
         }
         b->pool_key = make_pool_key(b->origin, b->tls.get());
+        if (previous) {
+            for (const auto& old : previous->configured_) {
+                if (old->name == b->name && old->state->same_policy(b->policy)) {
+                    b->state = old->state;
+                }
+            }
+        }
+        if (!b->state)
+            b->state = std::make_shared<upstream_state>(b->policy, real_clock());
         r->configured_.push_back(b);
         for (const auto& p : u.hosts) {
             (p.wildcard ? r->wildcard_ : r->exact_).push_back(entry{p, b});
@@ -106,6 +115,7 @@ std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, st
         b->tls = default_tls_;
     b->pool_key = make_pool_key(o, b->tls.get());
     b->allow_cidrs = allow_cidrs_;
+    b->state = std::make_shared<upstream_state>(b->policy, real_clock());
     lru_.push_front(b);
     dynamic_[key] = lru_.begin();
     // Evict the least recently used; requests in flight keep their bundle alive.

@@ -13,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "upstream/tls_context.hpp"
+#include "upstream/upstream_state.hpp"
 
 namespace sluice::upstream {
 
@@ -31,6 +32,9 @@ struct upstream_bundle {
     /// Passthrough only: internal ranges this upstream may still reach (`allow_cidrs`);
     /// null for configured upstreams, which are trusted (DESIGN §3.2).
     std::shared_ptr<const std::vector<config::cidr>> allow_cidrs;
+    /// Bucket, queue and breaker: mutable and shared by every thread (and kept across a reload
+    /// when the policy is unchanged).
+    std::shared_ptr<upstream_state> state;
 };
 
 /// Picks the upstream of a request authority. Built from one config; thread-safe.
@@ -43,8 +47,11 @@ class router {
   public:
     /// Builds bundles for every configured upstream and the passthrough template. Returns null
     /// and fills `errors` when a TLS file cannot be loaded.
+    /// `previous` (the router being replaced on reload, or null) lends its upstream_state to
+    /// upstreams of the same name whose rate_limit, queue and circuit_breaker are unchanged.
     static std::unique_ptr<router> create(const config::config& cfg,
-                                          std::vector<std::string>& errors);
+                                          std::vector<std::string>& errors,
+                                          const router* previous = nullptr);
 
     /// The upstream for `host` (lowercase, IPv6 unbracketed) and `port`, for a request whose
     /// target scheme is `scheme` ("http"/"https"). Null when no upstream matches and

@@ -19,8 +19,8 @@ namespace sluice::test {
 
 using namespace std::chrono_literals;
 
-/// A config for tests: loopback listener on port 0, access log off, short timeouts, and no
-/// upstreams (add them with add_upstream).
+/// A config for tests: loopback listener on port 0, access log off, short timeouts, rate limit,
+/// retries and breaker off, and no upstreams (add them with add_upstream).
 inline config::config base_config() {
     config::config c;
     c.listen = {"127.0.0.1", 0};
@@ -32,6 +32,10 @@ inline config::config base_config() {
     c.defaults.timeouts.connect = 2s;
     c.defaults.timeouts.request = 3s;
     c.defaults.tls.ca_file = test_ca::instance().root_ca_file().string();
+    // Forwarding tests count exact arrivals: policies are off unless a test turns them on.
+    c.defaults.retry.enabled = false;
+    c.defaults.circuit_breaker.enabled = false;
+    c.defaults.rate_limit.enabled = false;
     c.via_id = "sluice-test0001";
     return c;
 }

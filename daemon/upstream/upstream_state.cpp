@@ -1,0 +1,144 @@
+// The driver of the admission policies: timers and disconnect watching around the pure objects.
+#include "upstream/upstream_state.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace sluice::upstream {
+
+namespace net = boost::asio;
+using namespace net::experimental::awaitable_operators;
+using steady_clock = std::chrono::steady_clock;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+upstream_state::upstream_state(const config::policy& p, const clock& clk)
+    : queue(p.rate_limit, p.queue, clk),
+      breaker(p.circuit_breaker, clk),
+      rate_(p.rate_limit),
+      queue_policy_(p.queue),
+      breaker_policy_(p.circuit_breaker) {}
+
+upstream_state::snapshot upstream_state::read() const {
+    auto& self = const_cast<upstream_state&>(*this);
+    std::lock_guard lock(self.mutex);
+    return {queue.available_tokens(), queue.queue_depth(), breaker.current(),
+            breaker.open_remaining()};
+}
+
+bool upstream_state::same_policy(const config::policy& p) const {
+    return p.rate_limit == rate_ && p.queue == queue_policy_ &&
+           p.circuit_breaker == breaker_policy_;
+}
+
+namespace {
+
+// Gives waiter `id`'s place back and re-arms the timers of the waiters behind it.
+void give_up(upstream_state& st, policy::waiter_id id) {
+    std::lock_guard lock(st.mutex);
+    st.wakers.erase(id);
+    for (auto moved : st.queue.cancel(id)) {
+        if (auto it = st.wakers.find(moved); it != st.wakers.end())
+            it->second();
+    }
+}
+
+// True when the client closed its side (EOF) or reset; false when it merely sent more bytes
+// (a pipelined request) or nothing is there.
+bool client_closed(net::ip::tcp::socket& s) {
+    char byte;
+    ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true;
+    if (n > 0)
+        return false;
+    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+}  // namespace
+
+net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket& client,
+                                       steady_clock::time_point deadline) {
+    admission_result out;
+    policy::admission a;
+    auto timer = std::make_shared<net::steady_timer>(client.get_executor());
+    {
+        std::lock_guard lock(st.mutex);
+        a = st.queue.admit();
+        if (a.queued()) {
+            // Another thread that gives up its place moves this waiter earlier: it cancels the
+            // wait (on this waiter's own executor), and the loop below re-reads ready_at.
+            std::weak_ptr<net::steady_timer> weak = timer;
+            st.wakers.emplace(a.id, [weak, ex = client.get_executor()] {
+                net::post(ex, [weak] {
+                    if (auto t = weak.lock())
+                        t->cancel();
+                });
+            });
+        }
+    }
+    if (a.rejected()) {
+        out.what = admission_result::kind::rate_limited;
+        out.retry_after = a.retry_after;
+        out.queue_full = a.verdict == policy::admission_verdict::rejected_queue_full;
+        co_return out;
+    }
+    if (a.queued()) {
+        const auto queued_at = steady_clock::now();
+        bool watch_client = true;
+        for (;;) {
+            std::optional<steady_clock::time_point> ready;
+            {
+                std::lock_guard lock(st.mutex);
+                ready = st.queue.ready_at(a.id);
+                if (!ready || *ready <= steady_clock::now()) {
+                    if (st.queue.leave(a.id)) {
+                        st.wakers.erase(a.id);
+                        break;
+                    }
+                    ready = st.queue.ready_at(a.id);
+                }
+            }
+            if (!ready)
+                break;
+            if (*ready > deadline) {
+                give_up(st, a.id);
+                out.what = admission_result::kind::deadline;
+                co_return out;
+            }
+            timer->expires_at(*ready);
+            if (watch_client) {
+                auto r = co_await (timer->async_wait(use_tuple) ||
+                                   client.async_wait(net::socket_base::wait_read, use_tuple));
+                if (r.index() == 1) {
+                    if (client_closed(client)) {
+                        give_up(st, a.id);
+                        out.what = admission_result::kind::client_gone;
+                        co_return out;
+                    }
+                    watch_client = false;  // pipelined bytes: readable until we read them
+                }
+            } else {
+                co_await timer->async_wait(use_tuple);
+            }
+        }
+        out.waited = steady_clock::now() - queued_at;
+    }
+    {
+        std::lock_guard lock(st.mutex);
+        out.permit = st.breaker.try_acquire();
+    }
+    if (!out.permit.allowed) {
+        out.what = admission_result::kind::circuit_open;
+        out.retry_after = out.permit.retry_after;
+    }
+    co_return out;
+}
+
+}  // namespace sluice::upstream

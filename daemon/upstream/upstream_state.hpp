@@ -1,0 +1,80 @@
+// The shared, mutable part of one upstream: its token bucket and wait queue, its circuit
+// breaker, and the driver that performs their decisions with timers (DESIGN §3.3, §3.4).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "config/config.hpp"
+#include "core/clock.hpp"
+#include "policy/admission_queue.hpp"
+#include "policy/circuit_breaker.hpp"
+
+namespace sluice::upstream {
+
+/// Bucket, queue and breaker of one upstream, shared by every I/O thread. One small mutex guards
+/// them; it is never held across I/O or a suspension point.
+class upstream_state {
+  public:
+    /// Fresh state for `p`: a full bucket, an empty queue, a closed circuit.
+    upstream_state(const config::policy& p, const clock& clk);
+
+    /// What a wait for a token sees of the queue: a snapshot for /status and the gauges.
+    struct snapshot {
+        double tokens = 0;  ///< available tokens, >= 0
+        std::size_t queue_depth = 0;
+        policy::circuit_state circuit = policy::circuit_state::closed;
+        std::chrono::milliseconds open_remaining{0};
+    };
+    snapshot read() const;
+
+    /// Whether this state can be carried over to a config whose policy is `p` (reload keeps
+    /// bucket and breaker when neither policy changed, DESIGN §3.9).
+    bool same_policy(const config::policy& p) const;
+
+    // Used by admit() below and by the request path to report attempt outcomes.
+    std::mutex mutex;
+    policy::admission_queue queue;
+    policy::circuit_breaker breaker;
+    /// Queued waiters by id: each entry re-arms that waiter's timer (posted to its own thread).
+    std::unordered_map<policy::waiter_id, std::function<void()>> wakers;
+
+  private:
+    config::rate_limit_policy rate_;
+    config::queue_policy queue_policy_;
+    config::circuit_breaker_policy breaker_policy_;
+};
+
+/// The outcome of admitting one attempt.
+struct admission_result {
+    enum class kind {
+        go,            ///< token taken and circuit allows: attempt now with `permit`
+        rate_limited,  ///< 429: queue full or the wait would exceed max_wait
+        circuit_open,  ///< 503: fail fast
+        client_gone,   ///< the client disconnected while queued (its place was given back)
+        deadline,      ///< the token would come after timeouts.total
+    };
+    kind what = kind::go;
+    policy::circuit_permit permit;
+    std::chrono::seconds retry_after{0};  ///< rate_limited / circuit_open: the Retry-After
+    bool queue_full = false;              ///< rate_limited: queue full (else: wait too long)
+    std::chrono::nanoseconds waited{0};   ///< time spent queued
+};
+
+/// Admits one attempt to the upstream (every attempt, retries included, takes a token,
+/// DESIGN §3.3): takes a token at once, or waits in FIFO order until the instant the token is
+/// due (a timer at exactly that time, re-armed earlier when a waiter ahead gives up), or is
+/// refused at once; then asks the breaker (DESIGN §3.4). While queued, `client` is watched: a
+/// client that disconnects leaves the queue at once and its token goes back. `deadline` is the
+/// request's timeouts.total deadline.
+boost::asio::awaitable<admission_result> admit(upstream_state& state,
+                                               boost::asio::ip::tcp::socket& client,
+                                               std::chrono::steady_clock::time_point deadline);
+
+}  // namespace sluice::upstream
