@@ -77,7 +77,8 @@ int main(int argc, char** argv) {
         return 2;
     std::vector<std::string> errors;
     const std::string random_via = sluice::http::random_via_pseudonym();
-    auto rt = sluice::http::make_runtime(loaded.value, random_via, errors);
+    auto metrics = std::make_shared<sluice::admin::registry>(version);
+    auto rt = sluice::http::make_runtime(loaded.value, random_via, errors, nullptr, metrics);
     if (!rt) {
         for (const auto& e : errors)
             std::cerr << e << "\n";
@@ -114,6 +115,11 @@ int main(int argc, char** argv) {
         loaded.value->unknown_hosts == sluice::config::unknown_hosts_mode::passthrough
             ? "passthrough"
             : "reject");
+    auto admin_ep = server->admin_endpoint();
+    spdlog::info("admin listening on {}:{} (/metrics /healthz /readyz /status)",
+                 admin_ep.address().is_v6() ? "[" + admin_ep.address().to_string() + "]"
+                                            : admin_ep.address().to_string(),
+                 admin_ep.port());
 
     std::thread signal_thread([&] {
         for (;;) {
@@ -126,13 +132,16 @@ int main(int argc, char** argv) {
                     for (const auto& e : next.errors) {
                         spdlog::error("reload rejected: {}", e.to_string());
                     }
+                    metrics->reload(false);
                     continue;
                 }
                 std::vector<std::string> errs;
-                auto next_rt = sluice::http::make_runtime(next.value, random_via, errs);
+                auto next_rt = sluice::http::make_runtime(next.value, random_via, errs,
+                                                          server->current().get(), metrics);
                 if (!next_rt) {
                     for (const auto& e : errs)
                         spdlog::error("reload rejected: {}", e);
+                    metrics->reload(false);
                     continue;
                 }
                 const auto& old_cfg = *server->current()->cfg;
@@ -142,6 +151,7 @@ int main(int argc, char** argv) {
                 }
                 sluice::logging::configure(next.value->log);
                 server->swap_runtime(next_rt);
+                metrics->reload(true);
                 spdlog::info("config reloaded from {}", config_path);
                 continue;
             }

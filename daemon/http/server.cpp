@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
 
 namespace sluice::http {
 
@@ -22,11 +23,18 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 std::shared_ptr<const runtime> make_runtime(std::shared_ptr<const config::config> cfg,
                                             const std::string& random_via,
-                                            std::vector<std::string>& errors) {
+                                            std::vector<std::string>& errors,
+                                            const runtime* previous,
+                                            std::shared_ptr<admin::registry> metrics) {
     auto rt = std::make_shared<runtime>();
-    rt->router = upstream::router::create(*cfg, errors);
+    if (!metrics)
+        metrics = std::make_shared<admin::registry>("unversioned");
+    rt->router = upstream::router::create(*cfg, errors, previous ? previous->router.get() : nullptr,
+                                          metrics);
     if (!rt->router)
         return nullptr;
+    rt->metrics = metrics;
+    rt->unrouted_metrics = metrics->upstream("unrouted");
     rt->via_pseudonym = cfg->via_id.empty() ? random_via : cfg->via_id;
     rt->cfg = std::move(cfg);
     return rt;
@@ -61,6 +69,70 @@ server::server(std::shared_ptr<const runtime> rt) : rt_(std::move(rt)) {
         acceptor_->set_option(net::ip::v6_only(true));
     acceptor_->bind(ep);
     acceptor_->listen(net::socket_base::max_listen_connections);
+
+    admin::admin_sources sources;
+    sources.ready = [this] { return ready(); };
+    sources.refresh_gauges = [this] { refresh_gauges(); };
+    sources.status_json = [this] { return status_json(); };
+    admin_ = std::make_unique<admin::admin_server>(workers_[0]->ioc, cfg.admin_listen, rt_->metrics,
+                                                   std::move(sources));
+}
+
+void server::refresh_gauges() const {
+    auto rt = current();
+    for (const auto& b : rt->router->configured()) {
+        auto s = b->state->read();
+        b->metrics->tokens->Set(s.tokens);
+        b->metrics->queue_depth->Set(static_cast<double>(s.queue_depth));
+        b->metrics->circuit_state->Set(static_cast<double>(s.circuit));
+    }
+    // Passthrough upstreams share one label: tokens and queue depth are summed, the circuit
+    // state is the worst of them (open > half-open > closed).
+    double tokens = 0, depth = 0, circuit = 0;
+    for (const auto& b : rt->router->dynamic_upstreams()) {
+        auto s = b->state->read();
+        tokens += s.tokens;
+        depth += static_cast<double>(s.queue_depth);
+        double c = s.circuit == policy::circuit_state::open        ? 2
+                   : s.circuit == policy::circuit_state::half_open ? 1
+                                                                   : 0;
+        circuit = std::max(circuit, c);
+    }
+    auto pass = rt->metrics->upstream("passthrough");
+    pass->tokens->Set(tokens);
+    pass->queue_depth->Set(depth);
+    pass->circuit_state->Set(circuit == 2 ? 1 : circuit == 1 ? 2 : 0);
+}
+
+std::string server::status_json() const {
+    auto rt = current();
+    boost::json::array upstreams;
+    auto describe = [](const upstream::upstream_bundle& b) {
+        auto s = b.state->read();
+        boost::json::object o;
+        o["name"] = b.name;
+        o["label"] = b.label;
+        o["dynamic"] = b.dynamic;
+        o["origin"] = b.origin.scheme + "://" + b.origin.authority();
+        o["tokens"] = s.tokens;
+        o["queue_depth"] = s.queue_depth;
+        o["circuit_state"] = policy::to_string(s.circuit);
+        o["open_remaining_s"] = std::chrono::duration<double>(s.open_remaining).count();
+        // Pool gauges are per label (summed over I/O threads and passthrough hosts).
+        o["connections"] = {{"active", b.metrics->connections_active->Value()},
+                            {"idle", b.metrics->connections_idle->Value()}};
+        return o;
+    };
+    for (const auto& b : rt->router->configured())
+        upstreams.push_back(describe(*b));
+    for (const auto& b : rt->router->dynamic_upstreams())
+        upstreams.push_back(describe(*b));
+    boost::json::object doc;
+    doc["upstreams"] = std::move(upstreams);
+    doc["client_connections"] = clients_.load();
+    doc["dynamic_upstreams"] = rt->router->dynamic_count();
+    doc["draining"] = draining_.load();
+    return boost::json::serialize(doc);
 }
 
 server::~server() {
@@ -84,6 +156,7 @@ void server::swap_runtime(std::shared_ptr<const runtime> rt) {
 }
 
 void server::run() {
+    admin_->start();
     net::co_spawn(workers_[0]->ioc, accept_loop(), net::detached);
     for (std::size_t i = 1; i < workers_.size(); ++i) {
         workers_[i]->thread = std::thread([w = workers_[i].get()] { w->ioc.run(); });
@@ -118,6 +191,7 @@ net::awaitable<void> server::accept_loop() {
         }
         socket.set_option(tcp::no_delay(true));
         ++clients_;
+        current()->metrics->client_connections().Increment();
         // Named first: GCC 12 can destroy a temporary passed to a coroutine parameter twice.
         auto rt = current();
         net::co_spawn(w.ioc, serve_client(std::move(socket), std::move(rt), w.state),
@@ -135,6 +209,7 @@ net::awaitable<void> server::accept_loop() {
 }
 
 void server::session_ended() {
+    current()->metrics->client_connections().Decrement();
     if (--clients_ == 0 && draining_.load())
         stop_all();
 }

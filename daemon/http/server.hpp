@@ -3,22 +3,28 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "admin/admin_server.hpp"
 #include "http/session.hpp"
 
 namespace sluice::http {
 
 /// Builds the runtime of one config generation: its router (TLS contexts loaded) and the Via
-/// pseudonym (`via_id`, or `random_via` when via_id is empty). Returns null and fills `errors`
-/// when a TLS file cannot be loaded.
+/// pseudonym (`via_id`, or `random_via` when via_id is empty). `previous` (on reload) lends
+/// bucket and breaker state to unchanged upstreams; `metrics` is the process registry (a
+/// private one is made when null). Returns null and fills `errors` when a TLS file cannot be
+/// loaded.
 std::shared_ptr<const runtime> make_runtime(std::shared_ptr<const config::config> cfg,
                                             const std::string& random_via,
-                                            std::vector<std::string>& errors);
+                                            std::vector<std::string>& errors,
+                                            const runtime* previous = nullptr,
+                                            std::shared_ptr<admin::registry> metrics = nullptr);
 
 /// A fresh per-process Via pseudonym: "sluice-" and 8 random hex digits (DESIGN §3.1).
 std::string random_via_pseudonym();
@@ -55,6 +61,20 @@ class server {
     /// Client connections open now.
     std::size_t client_connections() const noexcept { return clients_.load(); }
 
+    /// The admin listener's address.
+    boost::asio::ip::tcp::endpoint admin_endpoint() const { return admin_->local_endpoint(); }
+
+    /// True while listening and not draining (/readyz).
+    bool ready() const noexcept { return !draining_.load(); }
+
+    /// The /status document: per upstream its tokens, queue depth, breaker state and time left
+    /// open, pool connections, and totals (DESIGN §6).
+    std::string status_json() const;
+
+    /// Sets the gauges read at scrape time (tokens, queue depth, circuit state) from the
+    /// current runtime.
+    void refresh_gauges() const;
+
   private:
     struct worker;
     boost::asio::awaitable<void> accept_loop();
@@ -64,6 +84,7 @@ class server {
     std::shared_ptr<const runtime> rt_;  // guarded by std::atomic_load/store
     std::vector<std::unique_ptr<worker>> workers_;
     std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+    std::unique_ptr<admin::admin_server> admin_;
     std::atomic<std::size_t> clients_{0};
     std::atomic<bool> draining_{false};
     std::size_t next_worker_ = 0;

@@ -96,6 +96,34 @@ std::optional<policy::attempt_outcome> retry_outcome(proxy_errc e) {
     }
 }
 
+// The `outcome` label of a failed attempt (DESIGN §6).
+admin::attempt_outcome attempt_label(proxy_errc e) {
+    switch (e) {
+        case proxy_errc::dns_error:
+        case proxy_errc::connection_refused:
+        case proxy_errc::connection_timeout:
+        case proxy_errc::destination_ip_unroutable:
+        case proxy_errc::destination_ip_prohibited:
+            return admin::attempt_outcome::connect_error;
+        case proxy_errc::tls_certificate_error:
+        case proxy_errc::tls_protocol_error:
+            return admin::attempt_outcome::tls_error;
+        case proxy_errc::connection_read_timeout:
+            return admin::attempt_outcome::timeout;
+        default:
+            return admin::attempt_outcome::reset;
+    }
+}
+
+// The `outcome` label of an attempt that got a response head.
+admin::attempt_outcome response_label(unsigned status) {
+    if (status == 429)
+        return admin::attempt_outcome::http_429;
+    if (status >= 500)
+        return admin::attempt_outcome::http_5xx;
+    return admin::attempt_outcome::success;
+}
+
 // Whether a failed attempt is the upstream's failure for the circuit breaker (DESIGN §3.4).
 bool breaker_failure(proxy_errc e) {
     return retry_outcome(e).has_value() || e == proxy_errc::http_protocol_error ||
@@ -212,8 +240,8 @@ class session {
 
         // The first attempt is admitted before the body is read, so that Expect: 100-continue
         // is answered only for a request that will go (DESIGN §3.1).
-        auto admitted =
-            co_await upstream::admit(*x.upstream->state, client_.socket(), x.total_deadline);
+        auto admitted = co_await upstream::admit(*x.upstream->state, client_.socket(),
+                                                 x.total_deadline, *x.upstream->metrics);
         if (admitted.what != upstream::admission_result::kind::go) {
             if (admitted.what == upstream::admission_result::kind::client_gone)
                 co_return false;
@@ -431,14 +459,18 @@ class session {
     // Reports an attempt's outcome to the breaker (DESIGN §3.4).
     static void record(const upstream::upstream_bundle& u, const policy::circuit_permit& permit,
                        bool failure, bool neutral) {
-        std::lock_guard lock(u.state->mutex);
-        if (neutral) {
-            u.state->breaker.record_neutral(permit);
-        } else if (failure) {
-            u.state->breaker.record_failure(permit);
-        } else {
-            u.state->breaker.record_success(permit);
+        std::optional<policy::circuit_state> transition;
+        {
+            std::lock_guard lock(u.state->mutex);
+            if (neutral) {
+                u.state->breaker.record_neutral(permit);
+            } else if (failure) {
+                transition = u.state->breaker.record_failure(permit);
+            } else {
+                transition = u.state->breaker.record_success(permit);
+            }
         }
+        upstream::count_transition(*u.metrics, transition);
     }
 
     // Attempts the request upstream, retrying per the upstream's retry policy, and relays the
@@ -456,6 +488,7 @@ class session {
         for (;;) {
             auto attempt_deadline =
                 std::min(steady_clock::now() + u.policy.timeouts.request, x.total_deadline);
+            const auto attempt_start = steady_clock::now();
             auto acquired = co_await pool->acquire(u, fresh_only, attempt_deadline);
             ++x.attempts;
             std::optional<attempt_failure> failure;
@@ -473,6 +506,11 @@ class session {
                 });
             }
 
+            const double attempt_seconds =
+                std::chrono::duration<double>(steady_clock::now() - attempt_start).count();
+            u.metrics->attempt(
+                failure ? attempt_label(failure->error) : response_label(rp->get().result_int()),
+                attempt_seconds);
             policy::attempt_report report;
             if (failure) {
                 if (conn)
@@ -528,6 +566,7 @@ class session {
 
             // Retry: drop this response (keeping its connection when the body is small), wait
             // the backoff, and be admitted again: every attempt takes a token (DESIGN §3.3).
+            u.metrics->retries[static_cast<std::size_t>(verdict.reason)]->Increment();
             spdlog::debug("upstream {}: retry {} in {} ms ({})", u.name, retry.retries(),
                           verdict.delay.count(), policy::to_string(verdict.reason));
             if (conn) {
@@ -538,7 +577,8 @@ class session {
             }
             if (!co_await wait_backoff(verdict.delay))
                 co_return false;
-            auto admitted = co_await upstream::admit(*u.state, client_.socket(), x.total_deadline);
+            auto admitted =
+                co_await upstream::admit(*u.state, client_.socket(), x.total_deadline, *u.metrics);
             if (admitted.what != upstream::admission_result::kind::go) {
                 if (admitted.what == upstream::admission_result::kind::client_gone) {
                     co_return false;
@@ -857,10 +897,18 @@ class session {
         co_return !ec && !close;
     }
 
+    // Counts and logs a finished request, once.
     void finish(exchange& x, std::uint64_t bytes_in) {
-        if (x.logged || !logging::access_enabled())
+        if (x.logged)
             return;
         x.logged = true;
+        const double seconds = std::chrono::duration<double>(steady_clock::now() - x.start).count();
+        if (x.status != 0) {
+            auto& m = x.upstream ? *x.upstream->metrics : *rt_->unrouted_metrics;
+            m.request(x.method, x.status, seconds);
+        }
+        if (!logging::access_enabled())
+            return;
         logging::access_entry e;
         e.client = client_addr_;
         e.upstream = x.upstream ? std::string_view(x.upstream->label) : "unrouted";
@@ -870,7 +918,7 @@ class session {
         e.status = x.status;
         e.bytes_in = bytes_in;
         e.bytes_out = x.bytes_out;
-        e.duration_seconds = std::chrono::duration<double>(steady_clock::now() - x.start).count();
+        e.duration_seconds = seconds;
         e.attempts = x.attempts;
         e.error = x.error;
         logging::access(e);

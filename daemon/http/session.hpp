@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "admin/metrics.hpp"
 #include "config/config.hpp"
 #include "upstream/pool.hpp"
 #include "upstream/router.hpp"
@@ -19,6 +20,8 @@ struct runtime {
     std::shared_ptr<const config::config> cfg;
     std::unique_ptr<upstream::router> router;
     std::string via_pseudonym;  ///< received-by of our Via entries, e.g. "sluice-1a2b3c4d"
+    std::shared_ptr<admin::registry> metrics;  ///< process-wide, kept across reloads
+    std::shared_ptr<admin::upstream_metrics> unrouted_metrics;  ///< upstream="unrouted"
 };
 
 /// Per-I/O-thread state a session uses: the thread's upstream pools.

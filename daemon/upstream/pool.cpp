@@ -55,11 +55,23 @@ bool connection::idle_looks_alive() {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-pool::pool(net::any_io_executor ex) : ex_(ex), sweep_timer_(ex) {}
+pool::pool(net::any_io_executor ex, std::shared_ptr<admin::upstream_metrics> metrics)
+    : ex_(ex), sweep_timer_(ex), metrics_(std::move(metrics)) {}
 
 pool::~pool() {
     if (session_)
         SSL_SESSION_free(session_);
+    metrics_->connections_active->Decrement(reported_active_);
+    metrics_->connections_idle->Decrement(reported_idle_);
+}
+
+void pool::report() {
+    const double idle = static_cast<double>(idle_.size());
+    const double active = static_cast<double>(open_) - idle;
+    metrics_->connections_active->Increment(active - reported_active_);
+    metrics_->connections_idle->Increment(idle - reported_idle_);
+    reported_active_ = active;
+    reported_idle_ = idle;
 }
 
 namespace {
@@ -94,18 +106,22 @@ net::awaitable<acquire_result> pool::acquire(const upstream_bundle& b, bool fres
             idle_.pop_back();
             auto now = steady_clock::now();
             if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive()) {
+                report();
                 co_return acquire_result{std::move(c), std::nullopt};
             }
             c->close();
             --open_;
+            report();
         }
         if (open_ < b.policy.pool.max_connections) {
             ++open_;
+            report();
             auto r = co_await open_connection(b, deadline);
             if (!r.conn) {
                 --open_;
                 wake_one();
             }
+            report();
             co_return r;
         }
         if (steady_clock::now() >= deadline) {
@@ -163,6 +179,7 @@ net::awaitable<acquire_result> pool::open_connection(const upstream_bundle& b,
         co_return acquire_result{nullptr, classify_connect(cec)};
     tcp_layer->socket().set_option(tcp::no_delay(true));
     ++opened;
+    metrics_->connections_opened->Increment();
 
     if (!o.tls()) {
         auto c = std::make_unique<connection>(std::move(tcp_layer), nullptr);
@@ -207,6 +224,7 @@ net::awaitable<acquire_result> pool::open_connection(const upstream_bundle& b,
     c->resumed = SSL_session_reused(ssl) == 1;
     if (c->resumed)
         ++resumed_handshakes;
+    (c->resumed ? metrics_->handshakes_resumed : metrics_->handshakes_full)->Increment();
     co_return acquire_result{std::move(c), std::nullopt};
 }
 
@@ -247,6 +265,7 @@ void pool::release(std::unique_ptr<connection> c, bool reusable, const upstream_
         c->close();
         --open_;
     }
+    report();
     wake_one();
 }
 
@@ -260,6 +279,7 @@ void pool::wake_one() {
 void pool::close_idle() {
     open_ -= idle_.size();
     idle_.clear();
+    report();
 }
 
 void pool::arm_sweep() {
@@ -282,6 +302,7 @@ net::awaitable<void> pool::sweep() {
         auto before = idle_.size();
         std::erase_if(idle_, [now](const auto& c) { return c->idle_deadline <= now; });
         open_ -= before - idle_.size();
+        report();
     }
     sweeping_ = false;
 }
@@ -296,7 +317,7 @@ std::shared_ptr<pool> pool_set::get(const upstream_bundle& b) {
                    kv.second.use_count() == 1;
         });
     }
-    auto p = std::make_shared<pool>(ex_);
+    auto p = std::make_shared<pool>(ex_, b.metrics);
     pools_.emplace(b.pool_key, p);
     return p;
 }

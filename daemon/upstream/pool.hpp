@@ -19,6 +19,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include "admin/metrics.hpp"
 #include "core/proxy_error.hpp"
 #include "upstream/router.hpp"
 
@@ -86,8 +87,9 @@ struct acquire_result {
 /// The keep-alive pool of one origin (one pool_key) on one I/O thread.
 class pool : public std::enable_shared_from_this<pool> {
   public:
-    /// A pool whose timers and connections run on `ex` (the worker's executor).
-    explicit pool(net::any_io_executor ex);
+    /// A pool whose timers and connections run on `ex` (the worker's executor), reporting its
+    /// connections on `metrics` (shared by every pool of the same upstream label).
+    pool(net::any_io_executor ex, std::shared_ptr<admin::upstream_metrics> metrics);
     ~pool();
 
     /// Returns an idle live connection (unless `fresh`), or opens a new one when fewer than
@@ -122,6 +124,9 @@ class pool : public std::enable_shared_from_this<pool> {
     net::awaitable<acquire_result> open_connection(const upstream_bundle& b,
                                                    steady_clock::time_point deadline);
     void wake_one();
+    /// Brings the active/idle gauges in line with this pool's counts (deltas: several pools
+    /// share one label).
+    void report();
     void arm_sweep();
     net::awaitable<void> sweep();
 
@@ -132,6 +137,8 @@ class pool : public std::enable_shared_from_this<pool> {
     net::steady_timer sweep_timer_;
     bool sweeping_ = false;
     SSL_SESSION* session_ = nullptr;  // last resumable session, for the next handshake
+    std::shared_ptr<admin::upstream_metrics> metrics_;
+    double reported_active_ = 0, reported_idle_ = 0;
 };
 
 /// The pools of one I/O thread, by pool key.

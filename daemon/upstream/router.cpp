@@ -13,12 +13,16 @@ std::string make_pool_key(const config::origin& o, const tls_client_context* tls
 }
 
 std::unique_ptr<router> router::create(const config::config& cfg, std::vector<std::string>& errors,
-                                       const router* previous) {
+                                       const router* previous,
+                                       std::shared_ptr<admin::registry> metrics) {
+    if (!metrics)
+        metrics = std::make_shared<admin::registry>("unversioned");
     std::unique_ptr<router> r(new router());
     r->passthrough_ = cfg.unknown_hosts == config::unknown_hosts_mode::passthrough;
     r->defaults_ = cfg.defaults;
     r->max_dynamic_ = std::max<std::size_t>(1, cfg.max_dynamic_upstreams);
     r->allow_cidrs_ = std::make_shared<const std::vector<config::cidr>>(cfg.allow_cidrs);
+    r->passthrough_metrics_ = metrics->upstream("passthrough");
 
     std::string error;
     r->default_tls_ = tls_client_context::create(cfg.defaults.tls, error);
@@ -55,6 +59,7 @@ std::unique_ptr<router> router::create(const config::config& cfg, std::vector<st
         }
         if (!b->state)
             b->state = std::make_shared<upstream_state>(b->policy, real_clock());
+        b->metrics = metrics->upstream(b->label);
         r->configured_.push_back(b);
         for (const auto& p : u.hosts) {
             (p.wildcard ? r->wildcard_ : r->exact_).push_back(entry{p, b});
@@ -116,6 +121,7 @@ std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, st
     b->pool_key = make_pool_key(o, b->tls.get());
     b->allow_cidrs = allow_cidrs_;
     b->state = std::make_shared<upstream_state>(b->policy, real_clock());
+    b->metrics = passthrough_metrics_;
     lru_.push_front(b);
     dynamic_[key] = lru_.begin();
     // Evict the least recently used; requests in flight keep their bundle alive.
@@ -125,6 +131,11 @@ std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, st
         lru_.pop_back();
     }
     return b;
+}
+
+std::vector<std::shared_ptr<const upstream_bundle>> router::dynamic_upstreams() const {
+    std::lock_guard lock(mutex_);
+    return {lru_.begin(), lru_.end()};
 }
 
 std::size_t router::dynamic_count() const {

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "admin/metrics.hpp"
 #include "config/config.hpp"
 #include "upstream/tls_context.hpp"
 #include "upstream/upstream_state.hpp"
@@ -35,6 +36,8 @@ struct upstream_bundle {
     /// Bucket, queue and breaker: mutable and shared by every thread (and kept across a reload
     /// when the policy is unchanged).
     std::shared_ptr<upstream_state> state;
+    /// The series of this upstream's metric label (DESIGN §6).
+    std::shared_ptr<admin::upstream_metrics> metrics;
 };
 
 /// Picks the upstream of a request authority. Built from one config; thread-safe.
@@ -49,9 +52,11 @@ class router {
     /// and fills `errors` when a TLS file cannot be loaded.
     /// `previous` (the router being replaced on reload, or null) lends its upstream_state to
     /// upstreams of the same name whose rate_limit, queue and circuit_breaker are unchanged.
+    /// `metrics` gives each upstream its series (a private registry is made when null).
     static std::unique_ptr<router> create(const config::config& cfg,
                                           std::vector<std::string>& errors,
-                                          const router* previous = nullptr);
+                                          const router* previous = nullptr,
+                                          std::shared_ptr<admin::registry> metrics = nullptr);
 
     /// The upstream for `host` (lowercase, IPv6 unbracketed) and `port`, for a request whose
     /// target scheme is `scheme` ("http"/"https"). Null when no upstream matches and
@@ -66,6 +71,8 @@ class router {
 
     /// Number of passthrough upstreams currently kept.
     std::size_t dynamic_count() const;
+    /// The passthrough upstreams currently kept, most recently used first.
+    std::vector<std::shared_ptr<const upstream_bundle>> dynamic_upstreams() const;
 
   private:
     struct entry {
@@ -82,6 +89,7 @@ class router {
     config::policy defaults_;
     std::shared_ptr<tls_client_context> default_tls_;
     std::shared_ptr<const std::vector<config::cidr>> allow_cidrs_;
+    std::shared_ptr<admin::upstream_metrics> passthrough_metrics_;
     std::size_t max_dynamic_ = 1024;
 
     // Passthrough LRU: most recently used at the front.

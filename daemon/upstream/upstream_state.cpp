@@ -63,8 +63,15 @@ bool client_closed(net::ip::tcp::socket& s) {
 
 }  // namespace
 
+void count_transition(admin::upstream_metrics& metrics,
+                      std::optional<policy::circuit_state> transition) {
+    if (transition)
+        metrics.circuit_transitions[static_cast<std::size_t>(*transition)]->Increment();
+}
+
 net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket& client,
-                                       steady_clock::time_point deadline) {
+                                       steady_clock::time_point deadline,
+                                       admin::upstream_metrics& metrics) {
     admission_result out;
     policy::admission a;
     auto timer = std::make_shared<net::steady_timer>(client.get_executor());
@@ -87,6 +94,8 @@ net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket&
         out.what = admission_result::kind::rate_limited;
         out.retry_after = a.retry_after;
         out.queue_full = a.verdict == policy::admission_verdict::rejected_queue_full;
+        (out.queue_full ? metrics.rejected_queue_full : metrics.rejected_wait_too_long)
+            ->Increment();
         co_return out;
     }
     if (a.queued()) {
@@ -130,11 +139,14 @@ net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket&
         }
         out.waited = steady_clock::now() - queued_at;
     }
+    metrics.ratelimit_wait->Observe(std::chrono::duration<double>(out.waited).count());
     {
         std::lock_guard lock(st.mutex);
         out.permit = st.breaker.try_acquire();
     }
+    count_transition(metrics, out.permit.transition);
     if (!out.permit.allowed) {
+        metrics.circuit_rejected->Increment();
         out.what = admission_result::kind::circuit_open;
         out.retry_after = out.permit.retry_after;
     }

@@ -11,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "admin/metrics.hpp"
 #include "config/config.hpp"
 #include "core/clock.hpp"
 #include "policy/admission_queue.hpp"
@@ -72,9 +73,15 @@ struct admission_result {
 /// due (a timer at exactly that time, re-armed earlier when a waiter ahead gives up), or is
 /// refused at once; then asks the breaker (DESIGN §3.4). While queued, `client` is watched: a
 /// client that disconnects leaves the queue at once and its token goes back. `deadline` is the
-/// request's timeouts.total deadline.
+/// request's timeouts.total deadline. Counts waits, rejections and breaker transitions on
+/// `metrics`.
 boost::asio::awaitable<admission_result> admit(upstream_state& state,
                                                boost::asio::ip::tcp::socket& client,
-                                               std::chrono::steady_clock::time_point deadline);
+                                               std::chrono::steady_clock::time_point deadline,
+                                               admin::upstream_metrics& metrics);
+
+/// Counts a breaker transition (the value a circuit_breaker call returned) on `metrics`.
+void count_transition(admin::upstream_metrics& metrics,
+                      std::optional<policy::circuit_state> transition);
 
 }  // namespace sluice::upstream
