@@ -41,7 +41,10 @@ bool take_host_port(const View& v, std::uint16_t default_port_value, bool requir
     switch (v.host_type()) {
         case urls::host_type::name: {
             std::string_view name = v.encoded_host();
-            if (!valid_reg_name(name))
+            // "api.example.com." is the same name, fully qualified: route it the same way.
+            if (name.size() > 1 && name.back() == '.')
+                name.remove_suffix(1);
+            if (!valid_reg_name(name) || name.back() == '.')
                 return false;
             host = lower(name);
             break;
@@ -141,6 +144,14 @@ std::variant<request_target, target_error> parse_request_target(std::string_view
             return target_error{"no authority in request target"};
         if (!take_host_port(u, default_port(t.scheme), false, t.host, t.port)) {
             return target_error{"invalid authority in request target"};
+        }
+        // The target wins, but a Host that is not even an authority is a malformed request
+        // (RFC 9112 §3.2).
+        std::string ignored_host;
+        std::uint16_t ignored_port = 0;
+        if (!host_header.empty() &&
+            !parse_authority(host_header, 80, false, ignored_host, ignored_port)) {
+            return target_error{"invalid Host header"};
         }
         t.kind = request_target::form::absolute;
         std::string_view path = u.encoded_path();

@@ -159,7 +159,7 @@ class session {
           rt_(std::move(rt)),
           cfg_(*rt_->cfg),
           worker_(worker),
-          relay_(std::make_unique<char[]>(relay_buffer_size)) {
+          relay_() {
         beast::error_code ec;
         auto ep = client_.socket().remote_endpoint(ec);
         if (!ec)
@@ -340,8 +340,9 @@ class session {
         }
         x.target = std::get<request_target>(std::move(parsed));
         if (x.target.kind == request_target::form::authority) {
+            // A refused CONNECT closes: a client may already be sending tunnel bytes.
             return local_response{proxy_errc::http_request_error,
-                                  "CONNECT tunnels are not enabled in this build", 501};
+                                  "CONNECT tunnels are not enabled in this build", 501, true};
         }
         x.upstream = rt_->router->route(x.target.scheme, x.target.host, x.target.port);
         if (!x.upstream) {
@@ -557,6 +558,11 @@ class session {
                 if (retry.retries() > 0) {
                     rp->get().set("Proxy-Status", proxy_status_received(rp->get().result_int()));
                 }
+                // The upstream answered before taking the whole body (e.g. an early 413): the
+                // rest of the body is still on the client connection, so it must close, or those
+                // bytes would be read as the next request (RFC 9112 §9.3).
+                if (!body_parser.is_done())
+                    x.client_keep_alive = false;
                 auto keep_alive = keep_alive_timeout(rp->get());
                 auto relayed = co_await with_stream(
                     *conn, [&](auto& up) { return relay_response(x, up, *conn, *rp); });
@@ -646,16 +652,22 @@ class session {
             auto [ec, n] = co_await bhttp::async_write(up, out, use_tuple);
             wec = ec;
         } else {
-            wec = co_await stream_request(up, conn, out, body, body_parser, deadline);
+            wec = co_await stream_request(up, conn, out, body, body_parser,
+                                          x.upstream->policy.timeouts.request);
             if (wec == bhttp::error::body_limit || wec == bhttp::error::partial_message) {
                 // The client's side failed; whatever the upstream got is incomplete.
                 co_return attempt_failure{proxy_errc::http_request_error,
                                           "request body could not be read", false};
             }
         }
+        // timeouts.request runs from the end of the request: a slow upload is not a slow
+        // upstream.
+        deadline =
+            std::min(steady_clock::now() + x.upstream->policy.timeouts.request, x.total_deadline);
         // On a write error still read: the upstream may have answered early (e.g. 413) and
         // closed; its response is worth more than our error.
-        for (;;) {
+        bool interim_seen = false;  // a 1xx arrived: no longer "nothing of a response"
+        for (unsigned interim = 0;; ++interim) {
             rp.emplace();
             rp->header_limit(static_cast<std::uint32_t>(
                 std::min<std::uint64_t>(cfg_.limits.max_header_bytes, UINT32_MAX)));
@@ -665,7 +677,7 @@ class session {
             conn.lowest().expires_at(deadline);
             auto [ec, n] = co_await bhttp::async_read_header(up, conn.buffer(), *rp, use_tuple);
             if (ec) {
-                bool nothing = !rp->got_some() && conn.buffer().size() == 0;
+                bool nothing = !interim_seen && !rp->got_some() && conn.buffer().size() == 0;
                 if (is_timeout(ec)) {
                     co_return attempt_failure{proxy_errc::connection_read_timeout,
                                               "no response head within timeouts.request", false};
@@ -697,8 +709,30 @@ class session {
                                           "malformed response: " + ec.message(), false};
             }
             unsigned status = rp->get().result_int();
-            if (status >= 200)
+            if (status < 100 || status > 599) {
+                co_return attempt_failure{proxy_errc::http_protocol_error,
+                                          "invalid status code " + std::to_string(status), false};
+            }
+            if (status >= 200) {
+                // Transfer codings other than chunked are not decoded: relaying their bytes as
+                // an identity body would corrupt it.
+                for (auto it = rp->get().find(bhttp::field::transfer_encoding);
+                     it != rp->get().end() && it->name() == bhttp::field::transfer_encoding; ++it) {
+                    for (auto coding : split_list(it->value())) {
+                        if (!beast::iequals(coding, "chunked")) {
+                            co_return attempt_failure{proxy_errc::http_protocol_error,
+                                                      "unsupported response transfer coding",
+                                                      false};
+                        }
+                    }
+                }
                 co_return std::nullopt;
+            }
+            interim_seen = true;
+            if (interim >= 100) {
+                co_return attempt_failure{proxy_errc::http_protocol_error,
+                                          "more than 100 informational responses", false};
+            }
             if (status == 101) {
                 co_return attempt_failure{proxy_errc::http_protocol_error,
                                           "unexpected 101 Switching Protocols", false};
@@ -720,13 +754,16 @@ class session {
     net::awaitable<beast::error_code> stream_request(
         Stream& up, upstream::connection& conn, bhttp::request<bhttp::string_body>& out,
         request_body& body, bhttp::request_parser<bhttp::buffer_body>& body_parser,
-        steady_clock::time_point deadline) {
+        config::duration io_timeout) {
+        // While the body streams, timeouts.request bounds each step (an upload may be slow);
+        // the wait for the response head gets it whole once the body is sent.
+        conn.lowest().expires_after(io_timeout);
         bhttp::request_serializer<bhttp::string_body> sr{out};
         auto [hec, hn] = co_await bhttp::async_write_header(up, sr, use_tuple);
         if (hec)
             co_return hec;
         auto send = [&](const char* data, std::size_t size) -> net::awaitable<beast::error_code> {
-            conn.lowest().expires_at(deadline);
+            conn.lowest().expires_after(io_timeout);
             if (body.chunked) {
                 auto [ec, n] = co_await net::async_write(
                     up, bhttp::make_chunk(net::const_buffer(data, size)), use_tuple);
@@ -737,8 +774,23 @@ class session {
         };
         if (auto ec = co_await send(body.buffered.data(), body.buffered.size()))
             co_return ec;
+        // Full duplex: the upstream may answer before taking the whole body (an early 413, or a
+        // server that will not read it). Each wait for the next piece of body races a read on
+        // the upstream; when the upstream speaks first (application data: a TLS 1.3 session
+        // ticket completes no read), stop sending and read its response, instead of waiting on
+        // a client that may be waiting for that response. The read is cancelled otherwise,
+        // before the next write, so reads and writes on the upstream never overlap.
+        auto upstream_spoke = [&]() -> net::awaitable<beast::error_code> {
+            auto [ec, n] = co_await up.async_read_some(conn.buffer().prepare(16 * 1024), use_tuple);
+            conn.buffer().commit(n);
+            co_return ec;
+        };
         while (!body_parser.is_done()) {
-            auto got = co_await read_body_piece(body_parser);
+            conn.lowest().expires_after(io_timeout);
+            auto raced = co_await (read_body_piece(body_parser) || upstream_spoke());
+            if (raced.index() == 1)
+                co_return beast::error_code(net::error::operation_aborted);
+            auto got = std::get<0>(std::move(raced));
             if (!got) {
                 co_return got.error().status == 413
                     ? beast::error_code(bhttp::error::body_limit)
@@ -851,8 +903,11 @@ class session {
             spdlog::warn("upstream {}: response body cut short after {} bytes", x.upstream->name,
                          x.bytes_out);
             x.error = type_name(proxy_errc::http_response_incomplete);
+            // RST, not FIN: an HTTP/1.0 client would take a FIN for the end of a
+            // close-delimited body.
             beast::error_code ignored;
-            client_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+            client_.socket().set_option(net::socket_base::linger(true, 0), ignored);
+            client_.socket().close(ignored);
             co_return relay_result{false, false};
         }
         if (chunked_out) {
@@ -948,7 +1003,17 @@ class session {
     std::shared_ptr<const runtime> rt_;
     const config::config& cfg_;
     worker_state& worker_;
-    std::unique_ptr<char[]> relay_;
+    // The relay buffer, allocated on first use and never zero-filled: an idle connection
+    // costs no 64 KiB of resident memory.
+    struct lazy_buffer {
+        std::unique_ptr<char[]> data;
+        char* get() {
+            if (!data)
+                data = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
+            return data.get();
+        }
+    };
+    lazy_buffer relay_;
     std::string client_addr_;
 };
 

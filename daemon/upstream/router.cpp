@@ -5,10 +5,14 @@
 
 namespace sluice::upstream {
 
-std::string make_pool_key(const config::origin& o, const tls_client_context* tls) {
-    std::string key = o.scheme + "://" + o.authority() + ":" + std::to_string(o.port);
-    if (tls)
-        key += "#" + std::to_string(reinterpret_cast<std::uintptr_t>(tls));
+std::string make_pool_key(const config::origin& o, const config::tls_policy* tls,
+                          bool passthrough) {
+    std::string key = passthrough ? "passthrough|" : "upstream|";
+    key += o.scheme + "://" + o.authority() + ":" + std::to_string(o.port);
+    if (tls && o.tls()) {
+        key += "|verify=" + std::string(tls->verify ? "1" : "0") + "|ca=" + tls->ca_file +
+               "|cert=" + tls->cert_file + "|key=" + tls->key_file + "|min=" + tls->min_version;
+    }
     return key;
 }
 
@@ -49,7 +53,7 @@ std::unique_ptr<router> router::create(const config::config& cfg, std::vector<st
                 }
             }
         }
-        b->pool_key = make_pool_key(b->origin, b->tls.get());
+        b->pool_key = make_pool_key(b->origin, &b->policy.tls, false);
         if (previous) {
             for (const auto& old : previous->configured_) {
                 if (old->name == b->name && old->state->same_policy(b->policy)) {
@@ -104,7 +108,7 @@ std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, st
         return nullptr;
 
     config::origin o{std::string(scheme), std::string(host), port};
-    std::string key = make_pool_key(o, nullptr);
+    std::string key = make_pool_key(o, nullptr, true);
     std::lock_guard lock(mutex_);
     if (auto it = dynamic_.find(key); it != dynamic_.end()) {
         lru_.splice(lru_.begin(), lru_, it->second);
@@ -118,7 +122,7 @@ std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, st
     b->policy = defaults_;
     if (o.tls())
         b->tls = default_tls_;
-    b->pool_key = make_pool_key(o, b->tls.get());
+    b->pool_key = make_pool_key(o, &b->policy.tls, true);
     b->allow_cidrs = allow_cidrs_;
     b->state = std::make_shared<upstream_state>(b->policy, real_clock());
     b->metrics = passthrough_metrics_;
@@ -127,7 +131,7 @@ std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, st
     // Evict the least recently used; requests in flight keep their bundle alive.
     while (lru_.size() > max_dynamic_) {
         const auto& victim = lru_.back();
-        dynamic_.erase(make_pool_key(victim->origin, nullptr));
+        dynamic_.erase(make_pool_key(victim->origin, nullptr, true));
         lru_.pop_back();
     }
     return b;

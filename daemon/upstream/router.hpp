@@ -100,6 +100,12 @@ class router {
 };
 
 /// The pool key of an origin with TLS context `tls` (null for plain HTTP).
-std::string make_pool_key(const config::origin& o, const tls_client_context* tls);
+/// The pool key of an origin: scheme, authority and port; for TLS the settings that shape a
+/// connection (verification, CA, client certificate, minimum version) — by value, so a reload
+/// with the same settings reuses the same pools; and a mark for passthrough, whose connections
+/// were opened under the internal-address check and must never be shared with a configured
+/// upstream's (nor the other way round).
+std::string make_pool_key(const config::origin& o, const config::tls_policy* tls,
+                          bool passthrough);
 
 }  // namespace sluice::upstream
