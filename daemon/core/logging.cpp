@@ -70,6 +70,8 @@ void access(const access_entry& e) {
         // Whole microseconds: Boost.JSON would print small doubles in exponent form.
         o["duration_us"] = static_cast<std::int64_t>(e.duration_seconds * 1e6 + 0.5);
         o["attempts"] = e.attempts;
+        o["queue_wait_us"] = static_cast<std::int64_t>(e.queue_wait_seconds * 1e6 + 0.5);
+        o["breaker"] = e.breaker;
         if (!e.error.empty())
             o["error"] = e.error;
         auto now = std::chrono::system_clock::now();
@@ -80,10 +82,11 @@ void access(const access_entry& e) {
     }
     logger->info(
         "{:%Y-%m-%dT%H:%M:%S}Z access client={} upstream={} method={} host={} path={} status={} "
-        "bytes_in={} bytes_out={} duration_s={:.6f} attempts={}{}{}",
+        "bytes_in={} bytes_out={} duration_s={:.6f} attempts={} queue_wait_s={:.6f} breaker={}{}{}",
         std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now()), e.client,
         e.upstream, e.method, e.host, e.path, e.status, e.bytes_in, e.bytes_out, e.duration_seconds,
-        e.attempts, e.error.empty() ? "" : " error=", e.error);
+        e.attempts, e.queue_wait_seconds, e.breaker.empty() ? std::string_view("-") : e.breaker,
+        e.error.empty() ? "" : " error=", e.error);
 }
 
 }  // namespace sluice::logging

@@ -20,14 +20,16 @@ struct access_entry {
     std::string_view client;    ///< client address "ip:port"
     std::string_view upstream;  ///< upstream name, "passthrough" or "unrouted"
     std::string_view method;
-    std::string_view host;        ///< request authority's host
-    std::string_view path;        ///< path without the query string
-    unsigned status = 0;          ///< final status sent to the client (0: none was sent)
-    std::uint64_t bytes_in = 0;   ///< request body bytes read from the client
-    std::uint64_t bytes_out = 0;  ///< response body bytes written to the client
-    double duration_seconds = 0;  ///< from the first byte of the request head to the last write
-    unsigned attempts = 0;        ///< upstream attempts made (0 when answered by sluice)
-    std::string_view error;       ///< RFC 9209 type when sluice made the response, else empty
+    std::string_view host;          ///< request authority's host
+    std::string_view path;          ///< path without the query string
+    unsigned status = 0;            ///< final status sent to the client (0: none was sent)
+    std::uint64_t bytes_in = 0;     ///< request body bytes read from the client
+    std::uint64_t bytes_out = 0;    ///< response body bytes written to the client
+    double duration_seconds = 0;    ///< from the first byte of the request head to the last write
+    unsigned attempts = 0;          ///< upstream attempts made (0 when answered by sluice)
+    double queue_wait_seconds = 0;  ///< time spent waiting for tokens, all attempts
+    std::string_view breaker;       ///< breaker state seen: closed, open, half_open ("" unrouted)
+    std::string_view error;         ///< RFC 9209 type when sluice made the response, else empty
 };
 
 /// Writes `e` as one line on stderr: `key=value` pairs (text) or one JSON object (json).

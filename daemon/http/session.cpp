@@ -189,6 +189,8 @@ class session {
         unsigned status = 0;
         std::uint64_t bytes_out = 0;
         unsigned attempts = 0;
+        std::chrono::nanoseconds queue_wait{0};
+        std::string_view breaker;  // state the breaker was seen in, for the access log
         std::string_view error;
         steady_clock::time_point total_deadline;
         bool logged = false;
@@ -242,6 +244,7 @@ class session {
         // is answered only for a request that will go (DESIGN §3.1).
         auto admitted = co_await upstream::admit(*x.upstream->state, client_.socket(),
                                                  x.total_deadline, *x.upstream->metrics);
+        note_admission(x, admitted);
         if (admitted.what != upstream::admission_result::kind::go) {
             if (admitted.what == upstream::admission_result::kind::client_gone)
                 co_return false;
@@ -402,6 +405,10 @@ class session {
             body.buffered.append(relay_.get(), *got);
             body.bytes_read += *got;
         }
+        // A body over the limit is not kept for re-sending, however it arrived (in one read
+        // with the head, say): it is sent as streamed, and never retried (DESIGN §3.5).
+        if (body.buffered.size() > limit)
+            body.complete = false;
         co_return std::nullopt;
     }
 
@@ -437,6 +444,16 @@ class session {
                                     "malformed request body: " + ec.message(), 400, true}};
         }
         co_return piece_result{relay_buffer_size - p.get().body().size};
+    }
+
+    // Keeps what admission saw for the access log: total queue wait, breaker state.
+    static void note_admission(exchange& x, const upstream::admission_result& a) {
+        x.queue_wait += a.waited;
+        if (a.what == upstream::admission_result::kind::circuit_open) {
+            x.breaker = "open";
+        } else if (a.what == upstream::admission_result::kind::go) {
+            x.breaker = a.permit.probe ? "half_open" : "closed";
+        }
     }
 
     // The response for an attempt admission refused (DESIGN §5).
@@ -585,6 +602,7 @@ class session {
                 co_return false;
             auto admitted =
                 co_await upstream::admit(*u.state, client_.socket(), x.total_deadline, *u.metrics);
+            note_admission(x, admitted);
             if (admitted.what != upstream::admission_result::kind::go) {
                 if (admitted.what == upstream::admission_result::kind::client_gone) {
                     co_return false;
@@ -975,6 +993,8 @@ class session {
         e.bytes_out = x.bytes_out;
         e.duration_seconds = seconds;
         e.attempts = x.attempts;
+        e.queue_wait_seconds = std::chrono::duration<double>(x.queue_wait).count();
+        e.breaker = x.breaker;
         e.error = x.error;
         logging::access(e);
     }
