@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.hpp"
+#include "core/lifecycle.hpp"
 #include "core/logging.hpp"
 #include "http/server.hpp"
 
@@ -21,6 +22,7 @@ constexpr const char* version = "0.1.0";
 constexpr const char* usage =
     "usage: sluice --config FILE        run the proxy in the foreground\n"
     "       sluice --check-config FILE  validate FILE, print every error, exit 0 or 2\n"
+    "       sluice healthcheck URL      GET URL (http://), exit 0 on 2xx, else 1\n"
     "       sluice --version | --help\n"
     "\n"
     "sluice is a local forward proxy for outbound API traffic: point HTTP_PROXY at its\n"
@@ -38,6 +40,9 @@ bool report(const sluice::config::load_result& r) {
 int main(int argc, char** argv) {
     std::string config_path;
     bool check_only = false;
+    if (argc == 3 && std::string(argv[1]) == "healthcheck") {
+        return sluice::lifecycle::healthcheck(argv[2]);
+    }
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--version" || arg == "-V") {
@@ -121,47 +126,57 @@ int main(int argc, char** argv) {
                                             : admin_ep.address().to_string(),
                  admin_ep.port());
 
+    // Re-reads the config and swaps it in when valid (DESIGN §3.9); false when it was not.
+    auto reload = [&]() -> bool {
+        auto next = sluice::config::load_file(config_path);
+        if (!next.value) {
+            for (const auto& e : next.errors)
+                spdlog::error("reload rejected: {}", e.to_string());
+            return false;
+        }
+        std::vector<std::string> errs;
+        auto next_rt = sluice::http::make_runtime(next.value, random_via, errs,
+                                                  server->current().get(), metrics);
+        if (!next_rt) {
+            for (const auto& e : errs)
+                spdlog::error("reload rejected: {}", e);
+            return false;
+        }
+        const auto& old_cfg = *server->current()->cfg;
+        if (old_cfg.threads != next.value->threads) {
+            spdlog::warn("reload: threads takes effect on restart only");
+        }
+        if (!(old_cfg.listen == next.value->listen) ||
+            !(old_cfg.admin_listen == next.value->admin_listen)) {
+            if (!server->rebind(next.value->listen, next.value->admin_listen))
+                return false;
+        }
+        sluice::logging::configure(next.value->log);
+        server->swap_runtime(next_rt);
+        spdlog::info("config reloaded from {}", config_path);
+        return true;
+    };
+
     std::thread signal_thread([&] {
         for (;;) {
             int sig = 0;
             if (sigwait(&signals, &sig) != 0)
                 continue;
             if (sig == SIGHUP) {
-                auto next = sluice::config::load_file(config_path);
-                if (!next.value) {
-                    for (const auto& e : next.errors) {
-                        spdlog::error("reload rejected: {}", e.to_string());
-                    }
-                    metrics->reload(false);
-                    continue;
-                }
-                std::vector<std::string> errs;
-                auto next_rt = sluice::http::make_runtime(next.value, random_via, errs,
-                                                          server->current().get(), metrics);
-                if (!next_rt) {
-                    for (const auto& e : errs)
-                        spdlog::error("reload rejected: {}", e);
-                    metrics->reload(false);
-                    continue;
-                }
-                const auto& old_cfg = *server->current()->cfg;
-                if (!(old_cfg.listen == next.value->listen) ||
-                    old_cfg.threads != next.value->threads) {
-                    spdlog::warn("reload: listen and threads take effect on restart only");
-                }
-                sluice::logging::configure(next.value->log);
-                server->swap_runtime(next_rt);
-                metrics->reload(true);
-                spdlog::info("config reloaded from {}", config_path);
+                sluice::lifecycle::notify_reloading();
+                metrics->reload(reload());
+                sluice::lifecycle::notify_ready();
                 continue;
             }
             if (sig == SIGTERM || sig == SIGINT) {
                 spdlog::info("received {}, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                sluice::lifecycle::notify_stopping();
                 server->drain();
             }
             return;  // SIGTERM/SIGINT, or SIGUSR1 from main once the server has stopped
         }
     });
+    sluice::lifecycle::notify_ready();
     server->run();
     pthread_kill(signal_thread.native_handle(), SIGUSR1);
     signal_thread.join();

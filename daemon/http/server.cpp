@@ -2,6 +2,7 @@
 #include "http/server.hpp"
 
 #include <cstdio>
+#include <future>
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -60,22 +61,73 @@ server::server(std::shared_ptr<const runtime> rt) : rt_(std::move(rt)) {
     for (unsigned i = 0; i < n; ++i)
         workers_.push_back(std::make_unique<worker>());
 
-    auto address = net::ip::make_address(cfg.listen.host);
-    tcp::endpoint ep(address, cfg.listen.port);
-    acceptor_ = std::make_unique<tcp::acceptor>(workers_[0]->ioc);
-    acceptor_->open(ep.protocol());
-    acceptor_->set_option(tcp::acceptor::reuse_address(true));
-    if (address.is_v6())
-        acceptor_->set_option(net::ip::v6_only(true));
-    acceptor_->bind(ep);
-    acceptor_->listen(net::socket_base::max_listen_connections);
+    for (auto& w : workers_)
+        w->state.draining = &draining_;
+    acceptor_ = bind_listener(cfg.listen);
+    admin_ = make_admin(cfg.admin_listen);
+}
 
+std::shared_ptr<tcp::acceptor> server::bind_listener(const config::endpoint& where) {
+    auto address = net::ip::make_address(where.host);
+    tcp::endpoint ep(address, where.port);
+    auto a = std::make_shared<tcp::acceptor>(workers_[0]->ioc);
+    a->open(ep.protocol());
+    a->set_option(tcp::acceptor::reuse_address(true));
+    if (address.is_v6())
+        a->set_option(net::ip::v6_only(true));
+    a->bind(ep);
+    a->listen(net::socket_base::max_listen_connections);
+    return a;
+}
+
+std::shared_ptr<admin::admin_server> server::make_admin(const config::endpoint& where) {
     admin::admin_sources sources;
     sources.ready = [this] { return ready(); };
     sources.refresh_gauges = [this] { refresh_gauges(); };
     sources.status_json = [this] { return status_json(); };
-    admin_ = std::make_unique<admin::admin_server>(workers_[0]->ioc, cfg.admin_listen, rt_->metrics,
-                                                   std::move(sources));
+    return std::make_shared<admin::admin_server>(workers_[0]->ioc, where, rt_->metrics,
+                                                 std::move(sources));
+}
+
+bool server::rebind(const config::endpoint& listen, const config::endpoint& admin_listen) {
+    std::promise<bool> done;
+    auto result = done.get_future();
+    net::post(workers_[0]->ioc, [&] {
+        const auto& cfg = *current()->cfg;
+        std::shared_ptr<tcp::acceptor> next_acceptor;
+        std::shared_ptr<admin::admin_server> next_admin;
+        try {
+            if (!(cfg.listen == listen))
+                next_acceptor = bind_listener(listen);
+            if (!(cfg.admin_listen == admin_listen))
+                next_admin = make_admin(admin_listen);
+        } catch (const std::exception& e) {
+            // Keep serving on the old addresses; the reload as a whole is rejected.
+            spdlog::error("reload rejected: cannot listen on the new address: {}", e.what());
+            done.set_value(false);
+            return;
+        }
+        std::lock_guard lock(listeners_);
+        if (next_acceptor) {
+            boost::system::error_code ec;
+            acceptor_->close(ec);
+            acceptor_ = next_acceptor;
+            if (!draining_.load())
+                net::co_spawn(workers_[0]->ioc, accept_loop(acceptor_), net::detached);
+            spdlog::info("proxy listening on {}:{}", listen.host,
+                         acceptor_->local_endpoint().port());
+        }
+        if (next_admin) {
+            admin_->stop();
+            retired_admins_.push_back(admin_);  // its accept loop may still be unwinding
+            admin_ = next_admin;
+            admin_->start();
+            spdlog::info("admin listening on {}:{}", admin_listen.host,
+                         admin_->local_endpoint().port());
+        }
+        done.set_value(true);
+    });
+    return result.get();
 }
 
 void server::refresh_gauges() const {
@@ -144,7 +196,13 @@ server::~server() {
 }
 
 tcp::endpoint server::local_endpoint() const {
+    std::lock_guard lock(listeners_);
     return acceptor_->local_endpoint();
+}
+
+tcp::endpoint server::admin_endpoint() const {
+    std::lock_guard lock(listeners_);
+    return admin_->local_endpoint();
 }
 
 std::shared_ptr<const runtime> server::current() const {
@@ -157,7 +215,7 @@ void server::swap_runtime(std::shared_ptr<const runtime> rt) {
 
 void server::run() {
     admin_->start();
-    net::co_spawn(workers_[0]->ioc, accept_loop(), net::detached);
+    net::co_spawn(workers_[0]->ioc, accept_loop(acceptor_), net::detached);
     for (std::size_t i = 1; i < workers_.size(); ++i) {
         workers_[i]->thread = std::thread([w = workers_[i].get()] { w->ioc.run(); });
     }
@@ -168,14 +226,13 @@ void server::run() {
     }
 }
 
-net::awaitable<void> server::accept_loop() {
+net::awaitable<void> server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor) {
     net::steady_timer backoff(workers_[0]->ioc);
-    const auto max_clients = current()->cfg->limits.max_client_connections;
-    while (acceptor_->is_open()) {
+    while (acceptor->is_open()) {
         auto& w = *workers_[next_worker_];
         next_worker_ = (next_worker_ + 1) % workers_.size();
-        auto [ec, socket] = co_await acceptor_->async_accept(w.ioc, use_tuple);
-        if (ec == net::error::operation_aborted || !acceptor_->is_open())
+        auto [ec, socket] = co_await acceptor->async_accept(w.ioc, use_tuple);
+        if (ec == net::error::operation_aborted || !acceptor->is_open())
             break;
         if (ec) {
             // EMFILE and friends: pause instead of spinning on a listener that stays readable.
@@ -184,6 +241,7 @@ net::awaitable<void> server::accept_loop() {
             co_await backoff.async_wait(use_tuple);
             continue;
         }
+        const auto max_clients = current()->cfg->limits.max_client_connections;
         if (clients_.load() >= max_clients) {
             spdlog::warn("max_client_connections ({}) reached; closing new connection",
                          max_clients);
@@ -219,11 +277,25 @@ void server::drain() {
         return;
     net::post(workers_[0]->ioc, [this] {
         boost::system::error_code ec;
-        acceptor_->close(ec);
-        spdlog::info("draining: listener closed, {} client connections open", clients_.load());
-        for (auto& w : workers_) {
-            net::post(w->ioc, [w = w.get()] { w->state.pools.close_idle(); });
+        {
+            std::lock_guard lock(listeners_);
+            acceptor_->close(ec);
         }
+        spdlog::info("draining: listener closed, {} client connections open", clients_.load());
+        // Idle keep-alive clients are closed now; requests in flight finish (with
+        // Connection: close), queued ones get 503, and no retry starts (DESIGN §3.9).
+        for (auto& w : workers_) {
+            net::post(w->ioc, [w = w.get()] {
+                w->state.pools.close_idle();
+                for (auto* idle : w->state.idle_clients)
+                    idle->cancel();
+            });
+        }
+        auto rt = current();
+        for (const auto& b : rt->router->configured())
+            b->state->wake_all();
+        for (const auto& b : rt->router->dynamic_upstreams())
+            b->state->wake_all();
         if (clients_.load() == 0) {
             stop_all();
             return;

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -62,7 +63,13 @@ class server {
     std::size_t client_connections() const noexcept { return clients_.load(); }
 
     /// The admin listener's address.
-    boost::asio::ip::tcp::endpoint admin_endpoint() const { return admin_->local_endpoint(); }
+    boost::asio::ip::tcp::endpoint admin_endpoint() const;
+
+    /// Moves the proxy and/or admin listener to new addresses (a reload that changed `listen`
+    /// or `admin_listen`): binds the new ones first, then closes the old; connections already
+    /// accepted are not touched. False, with both old listeners kept, when a bind fails.
+    /// Thread-safe; blocks until worker 0 has done it.
+    bool rebind(const config::endpoint& listen, const config::endpoint& admin_listen);
 
     /// True while listening and not draining (/readyz).
     bool ready() const noexcept { return !draining_.load(); }
@@ -77,14 +84,18 @@ class server {
 
   private:
     struct worker;
-    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> a);
+    std::shared_ptr<boost::asio::ip::tcp::acceptor> bind_listener(const config::endpoint& where);
+    std::shared_ptr<admin::admin_server> make_admin(const config::endpoint& where);
     void session_ended();
     void stop_all();
 
     std::shared_ptr<const runtime> rt_;  // guarded by std::atomic_load/store
     std::vector<std::unique_ptr<worker>> workers_;
-    std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
-    std::unique_ptr<admin::admin_server> admin_;
+    mutable std::mutex listeners_;  // guards acceptor_ and admin_ (replaced by rebind)
+    std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+    std::shared_ptr<admin::admin_server> admin_;
+    std::vector<std::shared_ptr<admin::admin_server>> retired_admins_;
     std::atomic<std::size_t> clients_{0};
     std::atomic<bool> draining_{false};
     std::size_t next_worker_ = 0;

@@ -201,8 +201,13 @@ class session {
         // Idle wait for the next request's first byte; a quiet close here is normal.
         if (buffer_.size() == 0) {
             buffer_.shrink_to_fit();  // an idle connection keeps no body-sized buffer
+            if (draining())
+                co_return false;
             client_.expires_after(cfg_.limits.client_idle_timeout);
+            // Registered while idle, so that drain can close it at once.
+            worker_.idle_clients.insert(&client_);
             auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
+            worker_.idle_clients.erase(&client_);
             if (ec)
                 co_return false;
             buffer_.commit(n);
@@ -231,6 +236,13 @@ class session {
         x.client_keep_alive = head.keep_alive();  // the parser sees every Connection line
         const bool body_pending =
             head.chunked() || (head.content_length() && *head.content_length() > 0);
+        if (draining()) {
+            // A request that arrives on an open connection while draining (DESIGN §5).
+            x.client_keep_alive = false;
+            local_response refused{proxy_errc::proxy_internal_response, "draining", 503, true};
+            co_await respond(x, refused);
+            co_return false;
+        }
         bool expects_continue = false;
         if (auto rejected = admit_request(x, head, body_pending, expects_continue)) {
             // The unread body of a rejected request would be taken for the next request.
@@ -242,8 +254,9 @@ class session {
 
         // The first attempt is admitted before the body is read, so that Expect: 100-continue
         // is answered only for a request that will go (DESIGN §3.1).
-        auto admitted = co_await upstream::admit(*x.upstream->state, client_.socket(),
-                                                 x.total_deadline, *x.upstream->metrics);
+        auto admitted =
+            co_await upstream::admit(*x.upstream->state, client_.socket(), x.total_deadline,
+                                     *x.upstream->metrics, worker_.draining);
         note_admission(x, admitted);
         if (admitted.what != upstream::admission_result::kind::go) {
             if (admitted.what == upstream::admission_result::kind::client_gone)
@@ -446,6 +459,8 @@ class session {
         co_return piece_result{relay_buffer_size - p.get().body().size};
     }
 
+    bool draining() const { return worker_.draining && worker_.draining->load(); }
+
     // Keeps what admission saw for the access log: total queue wait, breaker state.
     static void note_admission(exchange& x, const upstream::admission_result& a) {
         x.queue_wait += a.waited;
@@ -466,6 +481,8 @@ class session {
             case kind::circuit_open:
                 return {proxy_errc::destination_unavailable, "circuit open", 503, false,
                         a.retry_after};
+            case kind::draining:
+                return {proxy_errc::proxy_internal_response, "draining", 503, true};
             case kind::deadline:
                 return {proxy_errc::connection_read_timeout,
                         "timeouts.total ran out waiting for a token", 504};
@@ -564,6 +581,8 @@ class session {
             fresh_only = false;
             report.time_left = x.total_deadline - steady_clock::now();
             auto verdict = retry.decide(report);
+            if (draining())
+                verdict.retry = false;  // no new retries once draining (§3.9)
 
             if (!verdict.retry) {
                 if (failure) {
@@ -600,8 +619,8 @@ class session {
             }
             if (!co_await wait_backoff(verdict.delay))
                 co_return false;
-            auto admitted =
-                co_await upstream::admit(*u.state, client_.socket(), x.total_deadline, *u.metrics);
+            auto admitted = co_await upstream::admit(*u.state, client_.socket(), x.total_deadline,
+                                                     *u.metrics, worker_.draining);
             note_admission(x, admitted);
             if (admitted.what != upstream::admission_result::kind::go) {
                 if (admitted.what == upstream::admission_result::kind::client_gone) {

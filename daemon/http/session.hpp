@@ -1,11 +1,14 @@
 // One client connection: the request path of DESIGN §2, driven by a coroutine.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 
 #include "admin/metrics.hpp"
 #include "config/config.hpp"
@@ -24,9 +27,13 @@ struct runtime {
     std::shared_ptr<admin::upstream_metrics> unrouted_metrics;  ///< upstream="unrouted"
 };
 
-/// Per-I/O-thread state a session uses: the thread's upstream pools.
+/// Per-I/O-thread state a session uses: the thread's upstream pools, and what drain needs.
 struct worker_state {
     upstream::pool_set pools;
+    /// The server's draining flag (DESIGN §3.9); never null once the server is built.
+    const std::atomic<bool>* draining = nullptr;
+    /// Client connections waiting for their next request, cancelled when draining begins.
+    std::unordered_set<boost::beast::tcp_stream*> idle_clients;
 };
 
 /// Serves one accepted client connection until it closes: reads requests (keep-alive,

@@ -105,7 +105,6 @@ class router {
 /// with the same settings reuses the same pools; and a mark for passthrough, whose connections
 /// were opened under the internal-address check and must never be shared with a configured
 /// upstream's (nor the other way round).
-std::string make_pool_key(const config::origin& o, const config::tls_policy* tls,
-                          bool passthrough);
+std::string make_pool_key(const config::origin& o, const config::tls_policy* tls, bool passthrough);
 
 }  // namespace sluice::upstream

@@ -32,6 +32,12 @@ upstream_state::snapshot upstream_state::read() const {
             breaker.open_remaining()};
 }
 
+void upstream_state::wake_all() {
+    std::lock_guard lock(mutex);
+    for (auto& [id, wake] : wakers)
+        wake();
+}
+
 bool upstream_state::same_policy(const config::policy& p) const {
     return p.rate_limit == rate_ && p.queue == queue_policy_ &&
            p.circuit_breaker == breaker_policy_;
@@ -71,7 +77,8 @@ void count_transition(admin::upstream_metrics& metrics,
 
 net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket& client,
                                        steady_clock::time_point deadline,
-                                       admin::upstream_metrics& metrics) {
+                                       admin::upstream_metrics& metrics,
+                                       const std::atomic<bool>* draining) {
     admission_result out;
     policy::admission a;
     auto timer = std::make_shared<net::steady_timer>(client.get_executor());
@@ -116,6 +123,11 @@ net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket&
             }
             if (!ready)
                 break;
+            if (draining && draining->load()) {
+                give_up(st, a.id);
+                out.what = admission_result::kind::draining;
+                co_return out;
+            }
             if (*ready > deadline) {
                 give_up(st, a.id);
                 out.what = admission_result::kind::deadline;

@@ -2,6 +2,7 @@
 // breaker, and the driver that performs their decisions with timers (DESIGN §3.3, §3.4).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -46,6 +47,9 @@ class upstream_state {
     /// Queued waiters by id: each entry re-arms that waiter's timer (posted to its own thread).
     std::unordered_map<policy::waiter_id, std::function<void()>> wakers;
 
+    /// Wakes every queued waiter so it looks again (draining: they give up with 503).
+    void wake_all();
+
   private:
     config::rate_limit_policy rate_;
     config::queue_policy queue_policy_;
@@ -60,6 +64,7 @@ struct admission_result {
         circuit_open,  ///< 503: fail fast
         client_gone,   ///< the client disconnected while queued (its place was given back)
         deadline,      ///< the token would come after timeouts.total
+        draining,      ///< the server is draining: queued requests get 503
     };
     kind what = kind::go;
     policy::circuit_permit permit;
@@ -78,7 +83,8 @@ struct admission_result {
 boost::asio::awaitable<admission_result> admit(upstream_state& state,
                                                boost::asio::ip::tcp::socket& client,
                                                std::chrono::steady_clock::time_point deadline,
-                                               admin::upstream_metrics& metrics);
+                                               admin::upstream_metrics& metrics,
+                                               const std::atomic<bool>* draining = nullptr);
 
 /// Counts a breaker transition (the value a circuit_breaker call returned) on `metrics`.
 void count_transition(admin::upstream_metrics& metrics,

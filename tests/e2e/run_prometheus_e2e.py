@@ -1133,16 +1133,17 @@ def t_reload(c):
 
 
 def t_drain(c):
-    """SIGTERM with a request queued: /readyz says 503 at once, the request is answered,
-    sluice exits 0."""
+    """SIGTERM (DESIGN 3.9, shared case 28): /readyz says 503 at once while /healthz stays 200,
+    a queued request gets 503 draining, a request still arriving on an open connection gets
+    503 with Connection: close, and sluice exits 0."""
     s, _, _ = proxy_request(c, "GET", "http://drainq.example.test/v1/items")
     expect_eq(s, 200, "drainq: first request (takes the only token)")
     result = {}
 
     def queued():
         try:
-            result["status"] = proxy_request(c, "GET", "http://drainq.example.test/v1/items",
-                                             timeout=60)[0]
+            st, hd, _ = proxy_request(c, "GET", "http://drainq.example.test/v1/items", timeout=60)
+            result["status"], result["proxy_status"] = st, hd.get("proxy-status", "")
         except Exception as e:   # reported below
             result["error"] = repr(e)
 
@@ -1157,6 +1158,11 @@ def t_drain(c):
     entry = [u for u in json.loads(body)["upstreams"] if u.get("name") == "drainq"]
     expect(entry and entry[0]["queue_depth"] == 1, "/status drainq while queued: %r" % entry)
 
+    # A client in the middle of sending a request head keeps the drain open for a moment.
+    slow = socket.create_connection(("127.0.0.1", c.sluice.port), timeout=10)
+    slow.sendall(b"GET http://api.example.test/v1/items HTTP/1.1\r\nHost: api.exa")
+    time.sleep(0.2)  # the client's pace is the input: the head is still incomplete
+
     c.sluice.proc.send_signal(signal.SIGTERM)
 
     def not_ready():
@@ -1168,7 +1174,21 @@ def t_drain(c):
     th.join(timeout=30)
     expect(not th.is_alive(), "the queued request was not answered within 30 s of SIGTERM")
     expect("error" not in result, "the queued request failed: %s" % result.get("error"))
-    expect_eq(result.get("status"), 200, "the queued request's status after SIGTERM")
+    expect_eq(result.get("status"), 503, "the queued request's status after SIGTERM")
+    expect("draining" in result.get("proxy_status", ""),
+           "queued request's Proxy-Status %r" % result.get("proxy_status"))
+
+    slow.sendall(b"mple.test\r\n\r\n")
+    data = b""
+    while True:
+        chunk = slow.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    slow.close()
+    expect(data.startswith(b"HTTP/1.1 503"), "request arriving while draining: %r" % data[:200])
+    expect(b"connection: close" in data.lower(), "no Connection: close while draining: %r"
+           % data[:300])
     try:
         rc = c.sluice.proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -1198,7 +1218,7 @@ SLUICE_TESTS = [
      t_dashboard_exprs_parse),
     ("dashboard: every metric it queries exists", t_dashboard_metric_names),
     ("SIGHUP: reload counted (success, then failure), state kept", t_reload),
-    ("SIGTERM with a queued request: /readyz 503, request answered, exit 0", t_drain),
+    ("SIGTERM: /readyz 503, queued and late requests get 503 draining, exit 0", t_drain),
 ]
 
 DASHBOARD_ONLY_TESTS = [
