@@ -267,6 +267,11 @@ class session {
             co_return !refused.close && x.client_keep_alive;
         }
 
+        if (x.target.kind == request_target::form::authority) {
+            co_await tunnel(x, admitted.permit);
+            co_return false;  // a tunnel ends its connection
+        }
+
         bhttp::request<bhttp::string_body> out = make_upstream_request(x, req);
         request_body body;
         body.chunked = head.chunked();
@@ -356,9 +361,15 @@ class session {
         }
         x.target = std::get<request_target>(std::move(parsed));
         if (x.target.kind == request_target::form::authority) {
-            // A refused CONNECT closes: a client may already be sending tunnel bytes.
-            return local_response{proxy_errc::http_request_error,
-                                  "CONNECT tunnels are not enabled in this build", 501, true};
+            // CONNECT only to connect_ports (DESIGN §3.8); a refused CONNECT closes, since the
+            // client may already be sending tunnel bytes.
+            const auto& ports = cfg_.connect_ports;
+            if (std::find(ports.begin(), ports.end(), x.target.port) == ports.end()) {
+                return local_response{
+                    proxy_errc::http_request_denied,
+                    "CONNECT to port " + std::to_string(x.target.port) + " is not in connect_ports",
+                    403, true};
+            }
         }
         x.upstream = rt_->router->route(x.target.scheme, x.target.host, x.target.port);
         if (!x.upstream) {
@@ -631,6 +642,90 @@ class session {
             }
             permit = admitted.permit;
         }
+    }
+
+    // A CONNECT tunnel (DESIGN §3.8): connects to the host:port asked for under the matched
+    // upstream's policy (its token is already taken, `permit` is its breaker's answer; a failed
+    // connect is a breaker failure), answers 200, forwards what the client sent after the head,
+    // then copies bytes both ways, passing a half-close on, until both directions end.
+    net::awaitable<void> tunnel(exchange& x, policy::circuit_permit permit) {
+        const auto& u = *x.upstream;
+        ++x.attempts;
+        auto connected = co_await upstream::connect_tcp(
+            client_.get_executor(), x.target.host, x.target.port,
+            std::min(steady_clock::now() + u.policy.timeouts.connect, x.total_deadline),
+            u.allow_cidrs.get());
+        if (auto* e = std::get_if<upstream::connect_error>(&connected)) {
+            const bool upstream_failed = e->code != proxy_errc::destination_ip_prohibited;
+            record(u, permit, upstream_failed, !upstream_failed);
+            u.metrics->attempt(attempt_label(e->code), 0);
+            local_response r{e->code, e->details, 0, true};
+            co_await respond(x, r);
+            co_return;
+        }
+        record(u, permit, false, false);
+        u.metrics->attempt(admin::attempt_outcome::success, 0);
+        auto up = std::move(std::get<std::unique_ptr<beast::tcp_stream>>(connected));
+        up->socket().set_option(tcp::no_delay(true));
+
+        static constexpr std::string_view established =
+            "HTTP/1.1 200 Connection established\r\n\r\n";
+        client_.expires_after(cfg_.limits.client_idle_timeout);
+        auto [wec, wn] = co_await net::async_write(client_, net::buffer(established), use_tuple);
+        if (wec)
+            co_return;
+        x.status = 200;
+        // Bytes that came with the CONNECT head (e.g. a TLS ClientHello) go first.
+        if (buffer_.size() > 0) {
+            up->expires_after(cfg_.limits.client_idle_timeout);
+            auto [ec, n] = co_await net::async_write(*up, buffer_.data(), use_tuple);
+            if (ec)
+                co_return;
+            buffer_.consume(buffer_.size());
+        }
+        u.metrics->tunnels_active->Increment();
+        auto back = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
+        auto [to_up, to_client] =
+            co_await (pipe(client_, *up, relay_.get()) && pipe(*up, client_, back.get()));
+        u.metrics->tunnels_active->Decrement();
+        x.bytes_out = to_client;
+        beast::error_code ignored;
+        up->socket().close(ignored);
+        finish(x, to_up);
+    }
+
+    // Copies `from` to `to` until `from` ends, then half-closes `to` (FIN carries the end
+    // through). On an error other than the peer's FIN both sockets close, ending the other
+    // direction too. Returns the bytes copied.
+    net::awaitable<std::uint64_t> pipe(beast::tcp_stream& from, beast::tcp_stream& to, char* buf) {
+        std::uint64_t total = 0;
+        beast::error_code ec;
+        for (;;) {
+            from.expires_after(cfg_.limits.client_idle_timeout);
+            auto [rec, n] =
+                co_await from.async_read_some(net::buffer(buf, relay_buffer_size), use_tuple);
+            if (n > 0) {
+                to.expires_after(cfg_.limits.client_idle_timeout);
+                auto [wec, wn] = co_await net::async_write(to, net::buffer(buf, n), use_tuple);
+                if (wec) {
+                    ec = wec;
+                    break;
+                }
+                total += n;
+            }
+            if (rec) {
+                ec = rec;
+                break;
+            }
+        }
+        beast::error_code ignored;
+        if (ec == net::error::eof) {
+            to.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        } else {
+            from.socket().close(ignored);
+            to.socket().close(ignored);
+        }
+        co_return total;
     }
 
     // Sleeps a retry backoff; false when the client went away meanwhile (nothing to answer).

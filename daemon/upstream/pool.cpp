@@ -137,46 +137,53 @@ net::awaitable<acquire_result> pool::acquire(const upstream_bundle& b, bool fres
     }
 }
 
-net::awaitable<acquire_result> pool::open_connection(const upstream_bundle& b,
-                                                     steady_clock::time_point deadline) {
-    const auto& o = b.origin;
-    auto connect_deadline = std::min(deadline, steady_clock::now() + b.policy.timeouts.connect);
-
+net::awaitable<std::variant<std::unique_ptr<beast::tcp_stream>, connect_error>> connect_tcp(
+    net::any_io_executor ex, const std::string& host, std::uint16_t port,
+    steady_clock::time_point deadline, const std::vector<config::cidr>* allow_cidrs) {
     // getaddrinfo cannot be cancelled, but the wait for it can.
-    tcp::resolver resolver(ex_);
-    net::steady_timer timer(ex_, connect_deadline);
-    auto resolved = co_await (resolver.async_resolve(o.host, std::to_string(o.port), use_tuple) ||
+    tcp::resolver resolver(ex);
+    net::steady_timer timer(ex, deadline);
+    auto resolved = co_await (resolver.async_resolve(host, std::to_string(port), use_tuple) ||
                               timer.async_wait(use_tuple));
     if (resolved.index() == 1) {
         resolver.cancel();
-        co_return acquire_result{nullptr,
-                                 connect_error{proxy_errc::connection_timeout, "DNS timed out"}};
+        co_return connect_error{proxy_errc::connection_timeout, "DNS timed out"};
     }
     auto [rec, endpoints] = std::get<0>(resolved);
-    if (rec) {
-        co_return acquire_result{
-            nullptr, connect_error{proxy_errc::dns_error, o.host + ": " + rec.message()}};
-    }
+    if (rec)
+        co_return connect_error{proxy_errc::dns_error, host + ": " + rec.message()};
 
     // Passthrough may not reach internal addresses (DESIGN §3.2). The check is on the resolved
     // addresses, and only those checked are connected to: DNS rebinding cannot slip past it.
     std::vector<tcp::endpoint> targets;
     for (const auto& entry : endpoints) {
-        if (!b.allow_cidrs || passthrough_may_connect(entry.endpoint().address(), *b.allow_cidrs)) {
+        if (!allow_cidrs || passthrough_may_connect(entry.endpoint().address(), *allow_cidrs)) {
             targets.push_back(entry.endpoint());
         }
     }
     if (targets.empty()) {
-        co_return acquire_result{
-            nullptr, connect_error{proxy_errc::destination_ip_prohibited,
-                                   o.host + " resolves to an internal address not in allow_cidrs"}};
+        co_return connect_error{proxy_errc::destination_ip_prohibited,
+                                host + " resolves to an internal address not in allow_cidrs"};
     }
-
-    auto tcp_layer = std::make_unique<beast::tcp_stream>(ex_);
-    tcp_layer->expires_at(connect_deadline);
-    auto [cec, ep] = co_await tcp_layer->async_connect(targets, use_tuple);
+    auto stream = std::make_unique<beast::tcp_stream>(ex);
+    stream->expires_at(deadline);
+    auto [cec, ep] = co_await stream->async_connect(targets, use_tuple);
     if (cec)
-        co_return acquire_result{nullptr, classify_connect(cec)};
+        co_return classify_connect(cec);
+    stream->expires_never();
+    co_return std::move(stream);
+}
+
+net::awaitable<acquire_result> pool::open_connection(const upstream_bundle& b,
+                                                     steady_clock::time_point deadline) {
+    const auto& o = b.origin;
+    auto connect_deadline = std::min(deadline, steady_clock::now() + b.policy.timeouts.connect);
+
+    auto connected =
+        co_await connect_tcp(ex_, o.host, o.port, connect_deadline, b.allow_cidrs.get());
+    if (auto* e = std::get_if<connect_error>(&connected))
+        co_return acquire_result{nullptr, *e};
+    auto tcp_layer = std::move(std::get<std::unique_ptr<beast::tcp_stream>>(connected));
     tcp_layer->socket().set_option(tcp::no_delay(true));
     ++opened;
     metrics_->connections_opened->Increment();

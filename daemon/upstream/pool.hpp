@@ -78,6 +78,15 @@ struct connect_error {
     std::string details;
 };
 
+/// Resolves `host` and connects to `port` before `deadline` (TCP only). When `allow_cidrs` is
+/// set (a passthrough upstream) only resolved addresses outside the internal ranges, or inside
+/// `allow_cidrs`, are tried (DESIGN §3.2), and exactly those. Errors come back classified for
+/// Proxy-Status: dns_error, connection_refused, connection_timeout, destination_ip_prohibited,
+/// destination_ip_unroutable.
+net::awaitable<std::variant<std::unique_ptr<beast::tcp_stream>, connect_error>> connect_tcp(
+    net::any_io_executor ex, const std::string& host, std::uint16_t port,
+    steady_clock::time_point deadline, const std::vector<config::cidr>* allow_cidrs);
+
 /// Result of pool::acquire: a connection, or the reason there is none.
 struct acquire_result {
     std::unique_ptr<connection> conn;
