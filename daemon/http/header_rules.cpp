@@ -1,6 +1,8 @@
 // Framing checks, hop-by-hop removal and Via handling.
 #include "http/header_rules.hpp"
 
+#include "core/text.hpp"
+
 #include <algorithm>
 #include <charconv>
 
@@ -14,21 +16,13 @@ bool iequals(std::string_view a, std::string_view b) {
     return boost::beast::iequals(a, b);
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
-
 }  // namespace
 
 std::vector<std::string_view> split_list(std::string_view value) {
     std::vector<std::string_view> out;
     while (!value.empty()) {
         auto comma = value.find(',');
-        auto element = trim(value.substr(0, comma));
+        auto element = trim_ows(value.substr(0, comma));
         if (!element.empty())
             out.push_back(element);
         if (comma == std::string_view::npos)
@@ -134,7 +128,7 @@ bool via_contains(const bhttp::fields& f, std::string_view pseudonym) {
             auto sp = entry.find_first_of(" \t");
             if (sp == std::string_view::npos)
                 continue;
-            auto rest = trim(entry.substr(sp + 1));
+            auto rest = trim_ows(entry.substr(sp + 1));
             auto by = rest.substr(0, rest.find_first_of(" \t"));
             if (iequals(by, pseudonym))
                 return true;
@@ -164,9 +158,9 @@ std::optional<std::chrono::seconds> keep_alive_timeout(const bhttp::fields& f) {
         auto eq = param.find('=');
         if (eq == std::string_view::npos)
             continue;
-        if (!iequals(trim(param.substr(0, eq)), "timeout"))
+        if (!iequals(trim_ows(param.substr(0, eq)), "timeout"))
             continue;
-        auto v = trim(param.substr(eq + 1));
+        auto v = trim_ows(param.substr(eq + 1));
         unsigned long n = 0;
         auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
         if (ec != std::errc{} || p != v.data() + v.size())

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 
+#include "core/text.hpp"
+
 namespace sluice::policy {
 namespace {
 
@@ -178,14 +180,6 @@ std::optional<sys_seconds> asctime_date(cursor& c) {
     if (!y || !c.done())
         return std::nullopt;
     return assemble(static_cast<int>(*y), *m, *d, *t);
-}
-
-std::string_view trim_ows(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
 }
 
 }  // namespace
