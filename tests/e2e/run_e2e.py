@@ -255,6 +255,11 @@ http {
 
 
 class Nginx:
+    """A foreground nginx TLS upstream on free loopback ports, its files all under `d`.
+    Other e2e scripts subclass it with their own `conf_template`, `ports` and content."""
+    conf_template = NGINX_CONF
+    ports = 2  # self.port, and self.port2 for the wrong-host certificate
+
     def __init__(self, d, certs):
         self.dir = d
         self.certs = certs
@@ -265,9 +270,12 @@ class Nginx:
         self.big_sha = None
 
     def prepare(self):
-        os.makedirs(os.path.join(self.dir, "www", "upload"), exist_ok=True)
         for t in ("client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp"):
             os.makedirs(os.path.join(self.dir, t), exist_ok=True)
+        self.prepare_content()
+
+    def prepare_content(self):
+        os.makedirs(os.path.join(self.dir, "www", "upload"), exist_ok=True)
         h = hashlib.sha256()
         block = os.urandom(1 << 20)
         with open(self.big, "wb") as f:
@@ -281,7 +289,7 @@ class Nginx:
             f.truncate(HUGE_SIZE)
 
     def _write_conf(self):
-        conf = NGINX_CONF % {
+        conf = self.conf_template % {
             "user": "user root;" if os.geteuid() == 0 else "",
             "dir": self.dir, "port": self.port, "port2": self.port2,
             "cert": self.certs.server, "key": self.certs.server_key,
@@ -312,7 +320,8 @@ class Nginx:
         self.prepare()
         last = ""
         for attempt in range(attempts):
-            self.port, self.port2 = free_port(), free_port()
+            self.port = free_port()
+            self.port2 = free_port() if self.ports > 1 else None
             if self.port == self.port2:
                 continue
             conf = self._write_conf()
@@ -327,9 +336,9 @@ class Nginx:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
-                if can_connect(self.port) and can_connect(self.port2):
-                    debug("nginx ready on %d and %d (pid %d)" % (self.port, self.port2,
-                                                                self.proc.pid))
+                if can_connect(self.port) and (self.port2 is None or can_connect(self.port2)):
+                    debug("nginx ready on %s (pid %d)" % ((self.port, self.port2),
+                                                          self.proc.pid))
                     return
                 time.sleep(0.05)
             last = self.error_log()

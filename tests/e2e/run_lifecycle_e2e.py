@@ -105,32 +105,30 @@ class Sluice:
             self.proc.wait()
 
 
-def get(port, url, timeout=30):
-    """One request through the proxy on a fresh connection: (status, headers text)."""
+def exchange(port, target, host, timeout):
+    """Sends one `Connection: close` GET on a fresh connection; returns every byte received."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        host = url.split("/")[2]
-        s.sendall(f"GET {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                  .encode())
         data = b""
         while True:
             chunk = s.recv(65536)
             if not chunk:
-                break
+                return data
             data += chunk
+
+
+def get(port, url, timeout=30):
+    """One request through the proxy on a fresh connection: (status, headers text)."""
+    data = exchange(port, url, url.split("/")[2], timeout)
     head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
     status = int(head.split(" ", 2)[1]) if head.startswith("HTTP/") else 0
     return status, head
 
 
 def metric(admin_port, name, labels=""):
-    with socket.create_connection(("127.0.0.1", admin_port), timeout=5) as s:
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    for line in data.decode().splitlines():
+    """The value of one series on the admin port's /metrics, or None."""
+    for line in exchange(admin_port, "/metrics", "x", 5).decode().splitlines():
         if line.startswith(name + "{" + labels) or (not labels and line.startswith(name + " ")):
             return float(line.rsplit(" ", 1)[1])
     return None

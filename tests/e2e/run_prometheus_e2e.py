@@ -278,58 +278,16 @@ http {
 """
 
 
-class Nginx:
+class Nginx(e2e.Nginx):
+    """run_e2e.py's nginx with this test's endpoints: one port, no large files."""
+    conf_template = NGINX_CONF
+    ports = 1
+
     def __init__(self, d, certs):
-        self.dir = os.path.join(d, "nginx")
-        self.certs = certs
-        self.proc = None
-        self.port = None
+        super().__init__(os.path.join(d, "nginx"), certs)
 
-    def error_log(self):
-        try:
-            with open(os.path.join(self.dir, "nginx-error.log"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def start(self, attempts=8, ready_timeout=10.0):
-        if not os.access(NGINX, os.X_OK):
-            raise RuntimeError("%s not found: run scripts/install-deps.sh" % NGINX)
-        for t in ("client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp"):
-            os.makedirs(os.path.join(self.dir, t), exist_ok=True)
-        last = ""
-        for attempt in range(attempts):
-            self.port = free_port()
-            conf = os.path.join(self.dir, "nginx.conf")
-            with open(conf, "w") as f:
-                f.write(NGINX_CONF % {"user": "user root;" if os.geteuid() == 0 else "",
-                                      "dir": self.dir, "port": self.port,
-                                      "cert": self.certs.server,
-                                      "key": self.certs.server_key})
-            out = open(os.path.join(self.dir, "nginx-stderr.log"), "ab")
-            self.proc = subprocess.Popen(
-                [NGINX, "-p", self.dir + "/", "-c", conf, "-e",
-                 os.path.join(self.dir, "nginx-error.log"), "-g", "daemon off;"],
-                stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=clean_env(),
-                start_new_session=True)
-            out.close()
-            deadline = time.monotonic() + ready_timeout
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if can_connect(self.port):
-                    return
-                time.sleep(0.05)
-            last = self.error_log()
-            self.stop()
-            if "Address already in use" in last:
-                debug("nginx port clash, retrying (attempt %d)" % (attempt + 1))
-                continue
-            raise RuntimeError("nginx did not start:\n" + last[-3000:])
-        raise RuntimeError("nginx could not bind a free port:\n" + last[-3000:])
-
-    def stop(self):
-        if self.proc is not None:
-            kill_process(self.proc, signal.SIGQUIT, timeout=10, group=True)
-            self.proc = None
+    def prepare_content(self):
+        pass
 
 
 # --------------------------------------------------------------------------
