@@ -5,7 +5,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs=(build-essential cmake ninja-build pkg-config git
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
-  libssl-dev libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev libsystemd-dev
+  libssl-dev libcrypt-dev libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   ca-certificates openssl curl python3 python3-yaml nginx-light wrk prometheus)
 missing=()

@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -51,12 +52,18 @@ void admin_server::stop() {
 }
 
 net::awaitable<void> admin_server::accept_loop() {
+    net::steady_timer backoff(ioc_);
     while (acceptor_.is_open()) {
         auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
         if (ec == net::error::operation_aborted || !acceptor_.is_open())
             break;
-        if (ec)
+        if (ec) {
+            // Out of descriptors (EMFILE): the listener stays readable, so retrying at once
+            // would spin. Pause, as the proxy listener does.
+            backoff.expires_after(std::chrono::milliseconds{100});
+            co_await backoff.async_wait(use_tuple);
             continue;
+        }
         net::co_spawn(ioc_, serve(std::move(socket)), net::detached);
     }
 }

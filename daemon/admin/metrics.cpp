@@ -116,6 +116,17 @@ registry::registry(std::string_view version)
                                .Help("Client connections open.")
                                .Register(*registry_)
                                .Add({});
+    auto& accept_errors = prometheus::BuildCounter()
+                              .Name("sluice_accept_errors_total")
+                              .Help("Failed accepts on the proxy listener, by reason.")
+                              .Register(*registry_);
+    accept_fd_exhausted_ = &accept_errors.Add({{"reason", "fd_exhausted"}});
+    accept_other_ = &accept_errors.Add({{"reason", "other"}});
+    clients_rejected_ = &prometheus::BuildCounter()
+                             .Name("sluice_client_connections_rejected_total")
+                             .Help("Client connections closed at accept, by reason.")
+                             .Register(*registry_)
+                             .Add({{"reason", "max_client_connections"}});
     auto& reloads = prometheus::BuildCounter()
                         .Name("sluice_config_reloads_total")
                         .Help("Config reloads, by result.")

@@ -85,6 +85,15 @@ class registry {
 
     /// `sluice_client_connections`.
     prometheus::Gauge& client_connections() { return *client_connections_; }
+    /// `sluice_accept_errors_total{reason}`: a failed accept() on the proxy listener; reason
+    /// `fd_exhausted` (EMFILE/ENFILE/ENOBUFS/ENOMEM: accepting pauses with a backoff) or
+    /// `other`.
+    void accept_error(bool fd_exhausted) {
+        (fd_exhausted ? accept_fd_exhausted_ : accept_other_)->Increment();
+    }
+    /// `sluice_client_connections_rejected_total{reason="max_client_connections"}`: accepted
+    /// connections closed at once because `limits.max_client_connections` were open.
+    void client_rejected() { clients_rejected_->Increment(); }
     /// `sluice_config_reloads_total{result}`.
     void reload(bool success) { (success ? reload_success_ : reload_failure_)->Increment(); }
 
@@ -113,6 +122,9 @@ class registry {
     prometheus::Family<prometheus::Counter>& tls_handshakes_;
     prometheus::Family<prometheus::Gauge>& tunnels_active_;
     prometheus::Gauge* client_connections_;
+    prometheus::Counter* accept_fd_exhausted_;
+    prometheus::Counter* accept_other_;
+    prometheus::Counter* clients_rejected_;
     prometheus::Counter* reload_success_;
     prometheus::Counter* reload_failure_;
 

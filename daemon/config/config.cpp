@@ -1214,8 +1214,12 @@ class loader {
                      } else if (key == "client_idle_timeout") {
                          read_duration(v, out.client_idle_timeout, true);
                      } else if (key == "max_header_bytes") {
-                         // Below 1 KiB even an ordinary request head from curl does not fit.
-                         read_size(v, out.max_header_bytes, 1024, "1KiB");
+                         // Below 1 KiB even an ordinary request head from curl does not fit;
+                         // above 64 KiB one field line could outgrow what Beast holds.
+                         if (read_size(v, out.max_header_bytes, 1024, "1KiB") &&
+                             out.max_header_bytes > 64 * 1024) {
+                             fail(v, "must be at most 64KiB, got " + raw(v));
+                         }
                      } else if (key == "max_request_body") {
                          read_size(v, out.max_request_body);
                      }
@@ -1382,8 +1386,8 @@ class loader {
         each_key(
             root,
             {"listen", "admin_listen", "threads", "drain_timeout", "unknown_hosts",
-             "max_dynamic_upstreams", "allow_cidrs", "connect_ports", "via", "via_id", "log",
-             "limits", "defaults", "upstreams"},
+             "max_dynamic_upstreams", "allow_cidrs", "client_cidrs", "proxy_auth", "connect_ports",
+             "via", "via_id", "log", "limits", "defaults", "upstreams"},
             [&](const std::string& key, const field& v) {
                 if (key == "listen") {
                     if (read_endpoint(v, cfg.listen))
@@ -1404,6 +1408,12 @@ class loader {
                     read_unsigned(v, cfg.max_dynamic_upstreams, 1);
                 } else if (key == "allow_cidrs") {
                     parse_allow_cidrs(v, cfg.allow_cidrs);
+                } else if (key == "client_cidrs") {
+                    std::vector<cidr> cidrs;
+                    if (parse_allow_cidrs(v, cidrs))
+                        cfg.client_cidrs = std::move(cidrs);
+                } else if (key == "proxy_auth") {
+                    parse_proxy_auth(v, cfg.proxy_auth);
                 } else if (key == "connect_ports") {
                     std::vector<std::uint16_t> ports;
                     bool ok = true;
@@ -1458,7 +1468,29 @@ class loader {
         }
     }
 
-    void parse_allow_cidrs(const field& f, std::vector<cidr>& out) {
+    void parse_proxy_auth(const field& f, proxy_auth_config& out) {
+        each_key(f, {"users_file", "realm"}, [&](const std::string& key, const field& v) {
+            if (key == "users_file") {
+                read_string(v, out.users_file);
+            } else if (key == "realm") {
+                std::string realm;
+                if (!read_string(v, realm))
+                    return;
+                // It goes inside a quoted-string of Proxy-Authenticate (RFC 9110 §5.6.4).
+                if (realm.empty() || !std::all_of(realm.begin(), realm.end(), [](char c) {
+                        return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+                    })) {
+                    fail(v, "must be non-empty printable ASCII without quotes or backslashes");
+                    return;
+                }
+                out.realm = std::move(realm);
+            }
+        });
+    }
+
+    // Parses a list of CIDRs into `out`; false (with errors reported) when not every entry is
+    // valid.
+    bool parse_allow_cidrs(const field& f, std::vector<cidr>& out) {
         std::vector<cidr> cidrs;
         bool ok = true;
         const bool listed = each_item(f, [&](const field& item, std::size_t) {
@@ -1477,6 +1509,7 @@ class loader {
         });
         if (listed && ok)
             out = std::move(cidrs);
+        return listed && ok;
     }
 
     std::string source_;

@@ -27,7 +27,8 @@ struct status_set {
     bool contains(unsigned status) const { return status < codes.size() && codes.test(status); }
     /// Adds every code of class `digit`xx (digit 1–5).
     void add_class(unsigned digit) {
-        for (unsigned s = digit * 100; s < digit * 100 + 100; ++s) codes.set(s);
+        for (unsigned s = digit * 100; s < digit * 100 + 100; ++s)
+            codes.set(s);
     }
     friend bool operator==(const status_set&, const status_set&) = default;
 };
@@ -42,7 +43,7 @@ struct rate_limit_policy {
 
 /// Wait queue in front of the bucket (DESIGN §3.3). `max_size: 0` or `max_wait: 0s` = no queue.
 struct queue_policy {
-    std::uint32_t max_size = 1000;                    ///< waiting requests
+    std::uint32_t max_size = 1000;                 ///< waiting requests
     duration max_wait = std::chrono::seconds{30};  ///< longest wait for a token
     friend bool operator==(const queue_policy&, const queue_policy&) = default;
 };
@@ -61,7 +62,8 @@ struct retry_policy {
 
     static status_set default_retry_on_status() {
         status_set s;
-        for (unsigned c : {429u, 502u, 503u, 504u}) s.codes.set(c);
+        for (unsigned c : {429u, 502u, 503u, 504u})
+            s.codes.set(c);
         return s;
     }
     friend bool operator==(const retry_policy&, const retry_policy&) = default;
@@ -85,26 +87,26 @@ struct circuit_breaker_policy {
 
 /// Timeouts (DESIGN §3.5, §3.6). Each is > 0.
 struct timeouts_policy {
-    duration connect = std::chrono::seconds{5};    ///< TCP connect + TLS handshake
-    duration request = std::chrono::seconds{30};   ///< one attempt, until the response head
-    duration total = std::chrono::seconds{120};    ///< whole request: queue + attempts + backoff
+    duration connect = std::chrono::seconds{5};   ///< TCP connect + TLS handshake
+    duration request = std::chrono::seconds{30};  ///< one attempt, until the response head
+    duration total = std::chrono::seconds{120};   ///< whole request: queue + attempts + backoff
     friend bool operator==(const timeouts_policy&, const timeouts_policy&) = default;
 };
 
 /// Upstream connection pool (DESIGN §3.6). Limits apply per I/O thread.
 struct pool_policy {
-    std::uint32_t max_connections = 64;                    ///< open connections, >= 1
-    duration idle_timeout = std::chrono::seconds{60};      ///< idle connection lifetime
+    std::uint32_t max_connections = 64;                     ///< open connections, >= 1
+    duration idle_timeout = std::chrono::seconds{60};       ///< idle connection lifetime
     duration max_connection_age = std::chrono::minutes{5};  ///< any connection's lifetime
     friend bool operator==(const pool_policy&, const pool_policy&) = default;
 };
 
 /// Upstream TLS client settings (DESIGN §3.6). Paths are files read at startup.
 struct tls_policy {
-    bool verify = true;           ///< verify chain and host name; false is for tests only
-    std::string ca_file;          ///< PEM bundle; empty = system trust store
-    std::string cert_file;        ///< PEM client certificate (mTLS); with key_file
-    std::string key_file;         ///< PEM private key of cert_file
+    bool verify = true;               ///< verify chain and host name; false is for tests only
+    std::string ca_file;              ///< PEM bundle; empty = system trust store
+    std::string cert_file;            ///< PEM client certificate (mTLS); with key_file
+    std::string key_file;             ///< PEM private key of cert_file
     std::string min_version = "1.2";  ///< "1.2" or "1.3"
     friend bool operator==(const tls_policy&, const tls_policy&) = default;
 };
@@ -197,6 +199,12 @@ struct cidr {
     unsigned prefix = 0;
 };
 
+/// `proxy_auth` section: `Proxy-Authorization: Basic` against a users file (issue 6).
+struct proxy_auth_config {
+    std::string users_file;        ///< htpasswd-style `name:hash` lines; empty = no auth
+    std::string realm = "sluice";  ///< sent in Proxy-Authenticate
+};
+
 /// The whole configuration: immutable once loaded, shared as `shared_ptr<const config>`.
 struct config {
     std::string source;  ///< file the config came from
@@ -208,6 +216,10 @@ struct config {
     std::uint32_t max_dynamic_upstreams = 1024;
     std::vector<cidr> allow_cidrs;
     std::vector<std::uint16_t> connect_ports{443};
+    /// Client addresses allowed to use the proxy; unset = anyone when `listen` is loopback,
+    /// loopback only otherwise (http::effective_client_cidrs).
+    std::optional<std::vector<cidr>> client_cidrs;
+    proxy_auth_config proxy_auth;
     bool via = true;
     std::string via_id;  ///< empty = random per process
     log_config log;

@@ -88,6 +88,20 @@ std::optional<framing_error> check_request_framing(const bhttp::fields& f, unsig
         if (!length)
             return framing_error{400, "invalid Content-Length"};
     }
+    // "Transfer_Encoding" is a valid field name that some servers (CGI-style header mapping)
+    // read as Transfer-Encoding: a request that may mean different framing to the origin than
+    // to us is refused, as a smuggling attempt.
+    for (const auto& field : f) {
+        if (field.name() != bhttp::field::unknown)
+            continue;
+        std::string_view name = field.name_string();
+        if (name.find('_') == std::string_view::npos)
+            continue;
+        std::string dashed(name);
+        std::replace(dashed.begin(), dashed.end(), '_', '-');
+        if (iequals(dashed, "transfer-encoding") || iequals(dashed, "content-length"))
+            return framing_error{400, "framing field spelled with an underscore"};
+    }
     return std::nullopt;
 }
 

@@ -155,6 +155,11 @@ std::variant<request_target, target_error> parse_request_target(std::string_view
         }
         t.kind = request_target::form::absolute;
         std::string_view path = u.encoded_path();
+        // Boost.URL ends an IPv4 host at its last octet: "http://127.0.0.1.:8080/" or
+        // "http://1.2.3.4x/" leave the rest as a rootless path, with the port silently lost.
+        // After an authority a path is empty or starts with '/' (RFC 3986 §3.3).
+        if (!path.empty() && path.front() != '/')
+            return target_error{"invalid authority in request target"};
         t.path_and_query = path.empty() ? "/" : std::string(path);
         if (u.has_query()) {
             t.path_and_query += '?';

@@ -16,6 +16,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "http/proxy_auth.hpp"
+
 namespace sluice::http {
 
 namespace net = boost::asio;
@@ -34,6 +36,14 @@ std::shared_ptr<const runtime> make_runtime(std::shared_ptr<const config::config
                                           metrics);
     if (!rt->router)
         return nullptr;
+    rt->client_cidrs = effective_client_cidrs(*cfg);
+    if (!cfg->proxy_auth.users_file.empty()) {
+        // Read anew on every load, so that SIGHUP picks up an edited users file.
+        auto users = load_users_file(cfg->proxy_auth.users_file, errors);
+        if (!users)
+            return nullptr;
+        rt->auth = std::make_shared<basic_authenticator>(std::move(*users), cfg->proxy_auth.realm);
+    }
     rt->metrics = metrics;
     rt->unrouted_metrics = metrics->upstream("unrouted");
     rt->via_pseudonym = cfg->via_id.empty() ? random_via : cfg->via_id;
@@ -49,9 +59,11 @@ std::string random_via_pseudonym() {
 }
 
 struct server::worker {
+    explicit worker(std::shared_ptr<const upstream::own_listeners> self)
+        : state{upstream::pool_set(ioc.get_executor(), std::move(self))} {}
     net::io_context ioc{1};
     net::executor_work_guard<net::io_context::executor_type> guard{ioc.get_executor()};
-    worker_state state{upstream::pool_set(ioc.get_executor())};
+    worker_state state;
     std::thread thread;
 };
 
@@ -59,12 +71,13 @@ server::server(std::shared_ptr<const runtime> rt) : rt_(std::move(rt)) {
     const auto& cfg = *rt_->cfg;
     unsigned n = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < n; ++i)
-        workers_.push_back(std::make_unique<worker>());
+        workers_.push_back(std::make_unique<worker>(own_));
 
     for (auto& w : workers_)
         w->state.draining = &draining_;
     acceptor_ = bind_listener(cfg.listen);
     admin_ = make_admin(cfg.admin_listen);
+    own_->set({acceptor_->local_endpoint(), admin_->local_endpoint()});
 }
 
 std::shared_ptr<tcp::acceptor> server::bind_listener(const config::endpoint& where) {
@@ -125,6 +138,7 @@ bool server::rebind(const config::endpoint& listen, const config::endpoint& admi
             spdlog::info("admin listening on {}:{}", admin_listen.host,
                          admin_->local_endpoint().port());
         }
+        own_->set({acceptor_->local_endpoint(), admin_->local_endpoint()});
         done.set_value(true);
     });
     return result.get();
@@ -235,14 +249,29 @@ net::awaitable<void> server::accept_loop(std::shared_ptr<tcp::acceptor> acceptor
         if (ec == net::error::operation_aborted || !acceptor->is_open())
             break;
         if (ec) {
-            // EMFILE and friends: pause instead of spinning on a listener that stays readable.
-            spdlog::warn("accept failed: {}; pausing 100 ms", ec.message());
+            // EMFILE and friends: pause instead of spinning on a listener that stays readable
+            // (the pending connection waits in the backlog until descriptors free up).
+            const bool fd_exhausted = ec == net::error::no_descriptors ||
+                                      ec == net::error::no_buffer_space ||
+                                      ec == net::error::no_memory ||
+                                      ec == boost::system::errc::too_many_files_open_in_system;
+            current()->metrics->accept_error(fd_exhausted);
+            if (!accept_paused_) {
+                spdlog::warn("accept failed: {}; pausing accepts, retrying every 100 ms",
+                             ec.message());
+            }
+            accept_paused_ = true;
             backoff.expires_after(std::chrono::milliseconds{100});
             co_await backoff.async_wait(use_tuple);
             continue;
         }
+        if (accept_paused_) {
+            spdlog::info("accepting again");
+            accept_paused_ = false;
+        }
         const auto max_clients = current()->cfg->limits.max_client_connections;
         if (clients_.load() >= max_clients) {
+            current()->metrics->client_rejected();
             spdlog::warn("max_client_connections ({}) reached; closing new connection",
                          max_clients);
             continue;  // the socket closes as it goes out of scope

@@ -91,6 +91,8 @@ class server {
     void stop_all();
 
     std::shared_ptr<const runtime> rt_;  // guarded by std::atomic_load/store
+    // The proxy and admin listeners' addresses, which no upstream connection may reach.
+    std::shared_ptr<upstream::own_listeners> own_ = std::make_shared<upstream::own_listeners>();
     std::vector<std::unique_ptr<worker>> workers_;
     mutable std::mutex listeners_;  // guards acceptor_ and admin_ (replaced by rebind)
     std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
@@ -99,6 +101,7 @@ class server {
     std::atomic<std::size_t> clients_{0};
     std::atomic<bool> draining_{false};
     std::size_t next_worker_ = 0;
+    bool accept_paused_ = false;  // accept() failed and is retried with a backoff (worker 0)
 };
 
 }  // namespace sluice::http

@@ -30,6 +30,7 @@
 #include "core/logging.hpp"
 #include "core/proxy_error.hpp"
 #include "http/header_rules.hpp"
+#include "http/proxy_auth.hpp"
 #include "http/request_target.hpp"
 #include "policy/retry_after.hpp"
 #include "policy/retry_decision.hpp"
@@ -64,6 +65,7 @@ struct local_response {
     unsigned status = 0;  // 0: default_status(error)
     bool close = false;   // the request's framing can no longer be trusted
     std::optional<std::chrono::seconds> retry_after = {};  // 429 / 503: Retry-After
+    std::string proxy_authenticate = {};                   // 407: the challenge
 };
 
 /// How an attempt ended before any response byte reached the client.
@@ -164,6 +166,7 @@ class session {
         auto ep = client_.socket().remote_endpoint(ec);
         if (!ec)
             client_addr_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+        client_allowed_ = !ec && client_allowed(ep.address(), rt_->client_cidrs);
     }
 
     net::awaitable<void> run() {
@@ -199,11 +202,18 @@ class session {
     // Serves one request; returns whether the client connection stays open for another.
     net::awaitable<bool> serve_one() {
         // Idle wait for the next request's first byte; a quiet close here is normal.
+        // limits.header_read_timeout bounds the whole head, not each read: from the accept for
+        // the first request (a client that connects and stays silent is cut then too), from
+        // the first byte for later ones (DESIGN §4).
+        const auto header_timeout = cfg_.limits.header_read_timeout;
         if (buffer_.size() == 0) {
             buffer_.shrink_to_fit();  // an idle connection keeps no body-sized buffer
             if (draining())
                 co_return false;
-            client_.expires_after(cfg_.limits.client_idle_timeout);
+            if (first_request_)
+                client_.expires_at(accepted_at_ + header_timeout);
+            else
+                client_.expires_after(cfg_.limits.client_idle_timeout);
             // Registered while idle, so that drain can close it at once.
             worker_.idle_clients.insert(&client_);
             auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), use_tuple);
@@ -217,13 +227,14 @@ class session {
         x.total_deadline = x.start + cfg_.defaults.timeouts.total;
 
         bhttp::request_parser<bhttp::empty_body> head;
-        head.header_limit(static_cast<std::uint32_t>(
-            std::min<std::uint64_t>(cfg_.limits.max_header_bytes, UINT32_MAX)));
         head.body_limit(cfg_.limits.max_request_body);
-        client_.expires_after(cfg_.limits.header_read_timeout);
-        auto [ec, n] = co_await bhttp::async_read_header(client_, buffer_, head, use_tuple);
+        const auto head_deadline =
+            first_request_ ? accepted_at_ + header_timeout : x.start + header_timeout;
+        first_request_ = false;
+        auto [ec, n] = co_await read_head(head, head_deadline);
         if (ec) {
-            if (ec == bhttp::error::end_of_stream || ec == net::error::eof)
+            if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+                ec == net::error::eof || ec == net::error::connection_reset)
                 co_return false;
             // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
             local_response bad = read_error_response(ec);
@@ -244,7 +255,15 @@ class session {
             co_return false;
         }
         bool expects_continue = false;
-        if (auto rejected = admit_request(x, head, body_pending, expects_continue)) {
+        auto rejected = admit_request(x, head, body_pending, expects_continue);
+        if (!rejected || !rejected->close) {
+            auto refused = co_await admit_client(req);
+            if (refused) {
+                x.upstream = nullptr;  // refused before routing: upstream="unrouted"
+                rejected = std::move(refused);
+            }
+        }
+        if (rejected) {
             // The unread body of a rejected request would be taken for the next request.
             if (body_pending)
                 rejected->close = true;
@@ -311,21 +330,164 @@ class session {
         co_return keep&& x.client_keep_alive;
     }
 
+    // Reads a request head that must be complete by `deadline`. A head cut by the deadline
+    // fails with beast::error::timeout and leaves the socket open, so that a 408 can still be
+    // sent (the tcp_stream's own timeout would close it).
+    net::awaitable<std::tuple<beast::error_code, std::size_t>> read_head(
+        bhttp::request_parser<bhttp::empty_body>& head, steady_clock::time_point deadline) {
+        client_.expires_never();
+        const auto generation = ++head_generation_;
+        head_timer_.expires_at(deadline);
+        head_timer_.async_wait(
+            [this, generation, alive = std::weak_ptr<void>(alive_)](beast::error_code ec) {
+                // A stale wake-up (the head arrived meanwhile) or a session already gone.
+                if (ec || alive.expired() || generation != head_generation_)
+                    return;
+                head_timed_out_ = true;
+                beast::error_code ignored;
+                client_.socket().cancel(ignored);
+            });
+        auto [ec, n] =
+            co_await read_head_bytes(client_, buffer_, head, cfg_.limits.max_header_bytes);
+        // Not even the request line ended within max_header_bytes: it is the target that is
+        // too long (RFC 9112 §3: 414), not the header section (431).
+        request_line_too_long_ =
+            ec == bhttp::error::header_limit && n == 0 &&
+            std::string_view(static_cast<const char*>(buffer_.data().data()),
+                             std::min<std::uint64_t>(buffer_.size(), cfg_.limits.max_header_bytes))
+                    .find('\n') == std::string_view::npos;
+        ++head_generation_;
+        head_timer_.cancel();
+        if (ec && head_timed_out_)
+            ec = beast::error::timeout;
+        head_timed_out_ = false;
+        co_return std::tuple{ec, n};
+    }
+
+    // Reads from `stream` into `buffer` until `parser` has parsed a whole message head, then
+    // consumes it; returns the head's size. Two things Beast does not do are done here:
+    // `max_bytes` bounds the whole head (Beast's header_limit counts from where each put()
+    // starts, and Beast consumes a head line by line), and obsolete line folding is refused
+    // (RFC 9112 §5.2 allows it; issue 6 requires it): Beast would join the lines. Beast itself
+    // refuses bare CR and LF, control bytes, NUL and whitespace before the colon. Errors:
+    // end_of_stream (closed before a byte), partial_message (closed mid-head), header_limit,
+    // bad_obs_fold, Beast's parse errors, the stream's errors.
+    template <class Stream, class Parser>
+    static net::awaitable<std::tuple<beast::error_code, std::size_t>> read_head_bytes(
+        Stream& stream, beast::flat_buffer& buffer, Parser& parser, std::uint64_t max_bytes) {
+        std::size_t total = 0;  // head bytes Beast has consumed so far
+        for (;;) {
+            beast::error_code ec;
+            std::size_t used = 0;
+            if (buffer.size() > 0) {
+                parser.header_limit(static_cast<std::uint32_t>(
+                    std::min<std::uint64_t>(max_bytes - total, UINT32_MAX)));
+                used = parser.put(buffer.data(), ec);
+            }
+            // A field line is consumed once the next line's first byte shows it is not folded:
+            // what Beast took is checked before it is gone.
+            const std::string_view raw(static_cast<const char*>(buffer.data().data()), used);
+            if (has_obs_fold(raw))
+                co_return std::tuple{beast::error_code{bhttp::error::bad_obs_fold}, total};
+            buffer.consume(used);
+            total += used;
+            if (!ec && parser.is_header_done())
+                co_return std::tuple{ec, total};
+            if (!ec || ec == bhttp::error::need_more) {
+                if (total >= max_bytes)
+                    co_return std::tuple{beast::error_code{bhttp::error::header_limit}, total};
+            } else {
+                co_return std::tuple{ec, total};
+            }
+            auto [rec, n] = co_await stream.async_read_some(
+                buffer.prepare(std::max<std::size_t>(4096, buffer.capacity() - buffer.size())),
+                use_tuple);
+            if (rec == net::error::eof) {
+                co_return std::tuple{beast::error_code{buffer.size() == 0 && total == 0
+                                                           ? bhttp::error::end_of_stream
+                                                           : bhttp::error::partial_message},
+                                     total};
+            }
+            if (rec)
+                co_return std::tuple{rec, total};
+            buffer.commit(n);
+        }
+    }
+
+    // Whether the unparsed request line in buffer_ names HTTP/2 or later ("HTTP/2.0"): a
+    // well-formed request of a version we do not speak (RFC 9110 §15.6.6: 505), which Beast
+    // reports as bad_version like any garbage.
+    bool major_version_too_high() const {
+        std::string_view line(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+        line = line.substr(0, line.find("\r\n"));
+        if (line.size() < 9)
+            return false;
+        std::string_view v = line.substr(line.size() - 8);  // "HTTP/d.d"
+        return v.starts_with("HTTP/") && v[5] >= '2' && v[5] <= '9' && v[6] == '.' && v[7] >= '0' &&
+               v[7] <= '9' && line[line.size() - 9] == ' ';
+    }
+
+    // Whether a raw request head folds a field line onto the next (CRLF then SP or HTAB).
+    static bool has_obs_fold(std::string_view raw) {
+        for (auto at = raw.find("\r\n"); at != std::string_view::npos;
+             at = raw.find("\r\n", at + 2)) {
+            if (at + 2 < raw.size() && (raw[at + 2] == ' ' || raw[at + 2] == '\t'))
+                return true;
+        }
+        return false;
+    }
+
     // The response for a request head Beast could not read.
-    static local_response read_error_response(const beast::error_code& ec) {
+    local_response read_error_response(const beast::error_code& ec) const {
         if (is_timeout(ec)) {
             return {proxy_errc::http_request_error, "request head not received in time", 408, true};
         }
         if (ec == bhttp::error::header_limit) {
+            if (request_line_too_long_)
+                return {proxy_errc::http_request_error, "request line too long", 414, true};
             return {proxy_errc::http_request_error, "request header section too large", 431, true};
         }
         if (ec == bhttp::error::body_limit) {
             return {proxy_errc::http_request_error, "request body too large", 413, true};
         }
+        if (ec == bhttp::error::bad_version && major_version_too_high()) {
+            return {proxy_errc::http_request_error, "HTTP version not supported", 505, true};
+        }
+        if (ec == bhttp::error::bad_obs_fold) {
+            return {proxy_errc::http_request_error,
+                    "obsolete line folding in the request head (RFC 9112 §5.2)", 400, true};
+        }
         if (ec == bhttp::error::bad_transfer_encoding) {
             return {proxy_errc::http_request_error, "invalid Transfer-Encoding", 400, true};
         }
         return {proxy_errc::http_request_error, "malformed request: " + ec.message(), 400, true};
+    }
+
+    // Whether this client may use the proxy: its address in client_cidrs, and, when
+    // proxy_auth is configured, valid Proxy-Authorization credentials (RFC 9110 §11.7). Runs
+    // once the head is known to be well-framed, so that what is refused is still answered.
+    net::awaitable<std::optional<local_response>> admit_client(
+        const bhttp::request<bhttp::empty_body>& req) {
+        if (!client_allowed_) {
+            co_return local_response{proxy_errc::http_request_denied,
+                                     "client address not in client_cidrs", 403, true};
+        }
+        if (!rt_->auth)
+            co_return std::nullopt;
+        auto credentials = req.find(bhttp::field::proxy_authorization);
+        if (credentials != req.end()) {
+            std::string value(credentials->value());
+            // Checked on every request (credentials are per request, RFC 9110 §11.7.2);
+            // the authenticator remembers those that passed, so a repeat costs a digest.
+            if (co_await rt_->auth->check(value))
+                co_return std::nullopt;
+        }
+        local_response challenge{proxy_errc::http_request_denied,
+                                 credentials == req.end() ? "proxy authentication required"
+                                                          : "proxy credentials rejected",
+                                 407};
+        challenge.proxy_authenticate = rt_->auth->challenge();
+        co_return challenge;
     }
 
     // Checks a parsed request head in DESIGN §3.1 order (framing, loop, Host, target, route,
@@ -654,7 +816,7 @@ class session {
         auto connected = co_await upstream::connect_tcp(
             client_.get_executor(), x.target.host, x.target.port,
             std::min(steady_clock::now() + u.policy.timeouts.connect, x.total_deadline),
-            u.allow_cidrs.get());
+            u.allow_cidrs.get(), worker_.pools.self());
         if (auto* e = std::get_if<upstream::connect_error>(&connected)) {
             const bool upstream_failed = e->code != proxy_errc::destination_ip_prohibited;
             record(u, permit, upstream_failed, !upstream_failed);
@@ -801,13 +963,12 @@ class session {
         bool interim_seen = false;  // a 1xx arrived: no longer "nothing of a response"
         for (unsigned interim = 0;; ++interim) {
             rp.emplace();
-            rp->header_limit(static_cast<std::uint32_t>(
-                std::min<std::uint64_t>(cfg_.limits.max_header_bytes, UINT32_MAX)));
             rp->body_limit(boost::none);
             if (x.method == "HEAD")
                 rp->skip(true);
             conn.lowest().expires_at(deadline);
-            auto [ec, n] = co_await bhttp::async_read_header(up, conn.buffer(), *rp, use_tuple);
+            auto [ec, n] =
+                co_await read_head_bytes(up, conn.buffer(), *rp, cfg_.limits.max_header_bytes);
             if (ec) {
                 bool nothing = !interim_seen && !rp->got_some() && conn.buffer().size() == 0;
                 if (is_timeout(ec)) {
@@ -1065,6 +1226,8 @@ class session {
         if (r.retry_after) {
             res.set(bhttp::field::retry_after, std::to_string(r.retry_after->count()));
         }
+        if (!r.proxy_authenticate.empty())
+            res.set(bhttp::field::proxy_authenticate, r.proxy_authenticate);
         std::string text = std::to_string(status) + " " + std::string(res.reason());
         if (!r.details.empty())
             text += ": " + r.details;
@@ -1134,6 +1297,15 @@ class session {
 
     beast::tcp_stream client_;
     beast::flat_buffer buffer_;
+    const steady_clock::time_point accepted_at_ = steady_clock::now();
+    bool first_request_ = true;
+    // The whole-head deadline (read_head): its timer, which wake-up is current, whether it cut
+    // the read, and a token its handler checks so that it never touches a finished session.
+    net::steady_timer head_timer_{client_.get_executor()};
+    unsigned head_generation_ = 0;
+    bool head_timed_out_ = false;
+    bool request_line_too_long_ = false;  // read_head_bytes: header_limit hit in the request line
+    std::shared_ptr<void> alive_ = std::make_shared<char>();
     std::shared_ptr<const runtime> rt_;
     const config::config& cfg_;
     worker_state& worker_;
@@ -1149,6 +1321,7 @@ class session {
     };
     lazy_buffer relay_;
     std::string client_addr_;
+    bool client_allowed_ = false;  // the client's address is in client_cidrs
 };
 
 }  // namespace

@@ -17,6 +17,8 @@
 
 namespace sluice::http {
 
+class basic_authenticator;
+
 /// What one config generation gives the request path: immutable, shared by all threads,
 /// swapped whole on reload.
 struct runtime {
@@ -25,6 +27,10 @@ struct runtime {
     std::string via_pseudonym;  ///< received-by of our Via entries, e.g. "sluice-1a2b3c4d"
     std::shared_ptr<admin::registry> metrics;  ///< process-wide, kept across reloads
     std::shared_ptr<admin::upstream_metrics> unrouted_metrics;  ///< upstream="unrouted"
+    /// Client addresses that may use the proxy (empty: anyone); see effective_client_cidrs.
+    std::vector<config::cidr> client_cidrs;
+    /// Proxy-Authorization checker when `proxy_auth.users_file` is set, else null.
+    std::shared_ptr<basic_authenticator> auth;
 };
 
 /// Per-I/O-thread state a session uses: the thread's upstream pools, and what drain needs.

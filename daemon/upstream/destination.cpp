@@ -1,9 +1,13 @@
 // Address classification for passthrough destinations.
 #include "upstream/destination.hpp"
 
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 namespace sluice::upstream {
 
@@ -50,7 +54,64 @@ bool prefix_matches(const std::uint8_t* net, const std::uint8_t* addr, unsigned 
     return (net[full] & mask) == (addr[full] & mask);
 }
 
+// The address an IPv4-mapped IPv6 address carries, else `a` itself.
+boost::asio::ip::address unmapped(const boost::asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
+    return a;
+}
+
+// Whether `a` is an address of one of this host's interfaces.
+bool is_local_interface_address(const boost::asio::ip::address& a) {
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) != 0)
+        return false;
+    bool found = false;
+    for (ifaddrs* i = list; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr)
+            continue;
+        if (i->ifa_addr->sa_family == AF_INET && a.is_v4()) {
+            const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+            found = ntohl(sin->sin_addr.s_addr) == a.to_v4().to_uint();
+        } else if (i->ifa_addr->sa_family == AF_INET6 && a.is_v6()) {
+            const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+            const auto bytes = a.to_v6().to_bytes();
+            found = std::memcmp(sin6->sin6_addr.s6_addr, bytes.data(), bytes.size()) == 0;
+        }
+    }
+    freeifaddrs(list);
+    return found;
+}
+
 }  // namespace
+
+void own_listeners::set(std::vector<boost::asio::ip::tcp::endpoint> endpoints) {
+    std::lock_guard lock(mutex_);
+    endpoints_ = std::move(endpoints);
+}
+
+bool own_listeners::reaches(const boost::asio::ip::tcp::endpoint& target) const {
+    const auto to = unmapped(target.address());
+    bool any_address = false;  // a listener on this port bound to every address
+    {
+        std::lock_guard lock(mutex_);
+        bool port_matches = false;
+        for (const auto& own : endpoints_) {
+            if (own.port() != target.port())
+                continue;
+            port_matches = true;
+            const auto at = unmapped(own.address());
+            if (at == to)
+                return true;
+            any_address = any_address || at.is_unspecified();
+        }
+        if (!port_matches)
+            return false;
+    }
+    if (to.is_loopback() || to.is_unspecified())
+        return true;
+    return any_address && is_local_interface_address(to);
+}
 
 bool is_internal_address(const boost::asio::ip::address& a) noexcept {
     if (a.is_v4())

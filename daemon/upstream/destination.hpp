@@ -1,9 +1,11 @@
 // Which resolved addresses a passthrough upstream may connect to (DESIGN §3.2).
 #pragma once
 
+#include <mutex>
 #include <vector>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "config/config.hpp"
 
@@ -23,5 +25,26 @@ bool cidr_contains(const config::cidr& c, const boost::asio::ip::address& a) noe
 /// True when a passthrough upstream may connect to `a`: not internal, or listed in `allow`.
 bool passthrough_may_connect(const boost::asio::ip::address& a,
                              const std::vector<config::cidr>& allow) noexcept;
+
+/// The addresses sluice itself listens on (the proxy and admin listeners). No upstream
+/// connection, configured or passthrough, may reach them: a request sent there would come back
+/// into sluice (issue 6; a Via loop check would catch it only after a second admission).
+/// Thread-safe: the server replaces the set when it rebinds, I/O threads read it.
+class own_listeners {
+  public:
+    /// Replaces the set with `endpoints` (as bound: an unspecified address means every local
+    /// address).
+    void set(std::vector<boost::asio::ip::tcp::endpoint> endpoints);
+
+    /// True when connecting to `target` could reach one of the listeners: same port, and an
+    /// address that is the listener's own, loopback, unspecified (0.0.0.0 and :: connect to
+    /// the local host on Linux), or, for a listener on an unspecified address, any address of
+    /// this host's interfaces (getifaddrs(3), read only when the port matches).
+    bool reaches(const boost::asio::ip::tcp::endpoint& target) const;
+
+  private:
+    mutable std::mutex mutex_;
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints_;
+};
 
 }  // namespace sluice::upstream

@@ -55,8 +55,9 @@ bool connection::idle_looks_alive() {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-pool::pool(net::any_io_executor ex, std::shared_ptr<admin::upstream_metrics> metrics)
-    : ex_(ex), sweep_timer_(ex), metrics_(std::move(metrics)) {}
+pool::pool(net::any_io_executor ex, std::shared_ptr<admin::upstream_metrics> metrics,
+           std::shared_ptr<const own_listeners> self)
+    : ex_(ex), sweep_timer_(ex), metrics_(std::move(metrics)), self_(std::move(self)) {}
 
 pool::~pool() {
     if (session_)
@@ -139,7 +140,8 @@ net::awaitable<acquire_result> pool::acquire(const upstream_bundle& b, bool fres
 
 net::awaitable<std::variant<std::unique_ptr<beast::tcp_stream>, connect_error>> connect_tcp(
     net::any_io_executor ex, const std::string& host, std::uint16_t port,
-    steady_clock::time_point deadline, const std::vector<config::cidr>* allow_cidrs) {
+    steady_clock::time_point deadline, const std::vector<config::cidr>* allow_cidrs,
+    const own_listeners* self) {
     // getaddrinfo cannot be cancelled, but the wait for it can.
     tcp::resolver resolver(ex);
     net::steady_timer timer(ex, deadline);
@@ -155,15 +157,22 @@ net::awaitable<std::variant<std::unique_ptr<beast::tcp_stream>, connect_error>> 
 
     // Passthrough may not reach internal addresses (DESIGN §3.2). The check is on the resolved
     // addresses, and only those checked are connected to: DNS rebinding cannot slip past it.
+    // Nor does any upstream reach sluice's own listeners.
     std::vector<tcp::endpoint> targets;
+    bool own = false;
     for (const auto& entry : endpoints) {
-        if (!allow_cidrs || passthrough_may_connect(entry.endpoint().address(), *allow_cidrs)) {
+        if (self && self->reaches(entry.endpoint())) {
+            own = true;
+        } else if (!allow_cidrs ||
+                   passthrough_may_connect(entry.endpoint().address(), *allow_cidrs)) {
             targets.push_back(entry.endpoint());
         }
     }
     if (targets.empty()) {
-        co_return connect_error{proxy_errc::destination_ip_prohibited,
-                                host + " resolves to an internal address not in allow_cidrs"};
+        co_return connect_error{
+            proxy_errc::destination_ip_prohibited,
+            own ? host + ":" + std::to_string(port) + " is sluice's own listener"
+                : host + " resolves to an internal address not in allow_cidrs"};
     }
     auto stream = std::make_unique<beast::tcp_stream>(ex);
     stream->expires_at(deadline);
@@ -179,8 +188,8 @@ net::awaitable<acquire_result> pool::open_connection(const upstream_bundle& b,
     const auto& o = b.origin;
     auto connect_deadline = std::min(deadline, steady_clock::now() + b.policy.timeouts.connect);
 
-    auto connected =
-        co_await connect_tcp(ex_, o.host, o.port, connect_deadline, b.allow_cidrs.get());
+    auto connected = co_await connect_tcp(ex_, o.host, o.port, connect_deadline,
+                                          b.allow_cidrs.get(), self_.get());
     if (auto* e = std::get_if<connect_error>(&connected))
         co_return acquire_result{nullptr, *e};
     auto tcp_layer = std::move(std::get<std::unique_ptr<beast::tcp_stream>>(connected));
@@ -324,7 +333,7 @@ std::shared_ptr<pool> pool_set::get(const upstream_bundle& b) {
                    kv.second.use_count() == 1;
         });
     }
-    auto p = std::make_shared<pool>(ex_, b.metrics);
+    auto p = std::make_shared<pool>(ex_, b.metrics, self_);
     pools_.emplace(b.pool_key, p);
     return p;
 }

@@ -21,6 +21,7 @@
 
 #include "admin/metrics.hpp"
 #include "core/proxy_error.hpp"
+#include "upstream/destination.hpp"
 #include "upstream/router.hpp"
 
 typedef struct ssl_session_st SSL_SESSION;
@@ -82,10 +83,12 @@ struct connect_error {
 /// set (a passthrough upstream) only resolved addresses outside the internal ranges, or inside
 /// `allow_cidrs`, are tried (DESIGN §3.2), and exactly those. Errors come back classified for
 /// Proxy-Status: dns_error, connection_refused, connection_timeout, destination_ip_prohibited,
-/// destination_ip_unroutable.
+/// destination_ip_unroutable. Addresses that reach one of `self` (sluice's own listeners) are
+/// never tried, whatever the upstream (destination_ip_prohibited when none is left).
 net::awaitable<std::variant<std::unique_ptr<beast::tcp_stream>, connect_error>> connect_tcp(
     net::any_io_executor ex, const std::string& host, std::uint16_t port,
-    steady_clock::time_point deadline, const std::vector<config::cidr>* allow_cidrs);
+    steady_clock::time_point deadline, const std::vector<config::cidr>* allow_cidrs,
+    const own_listeners* self);
 
 /// Result of pool::acquire: a connection, or the reason there is none.
 struct acquire_result {
@@ -98,7 +101,8 @@ class pool : public std::enable_shared_from_this<pool> {
   public:
     /// A pool whose timers and connections run on `ex` (the worker's executor), reporting its
     /// connections on `metrics` (shared by every pool of the same upstream label).
-    pool(net::any_io_executor ex, std::shared_ptr<admin::upstream_metrics> metrics);
+    pool(net::any_io_executor ex, std::shared_ptr<admin::upstream_metrics> metrics,
+         std::shared_ptr<const own_listeners> self = nullptr);
     ~pool();
 
     /// Returns an idle live connection (unless `fresh`), or opens a new one when fewer than
@@ -147,13 +151,18 @@ class pool : public std::enable_shared_from_this<pool> {
     bool sweeping_ = false;
     SSL_SESSION* session_ = nullptr;  // last resumable session, for the next handshake
     std::shared_ptr<admin::upstream_metrics> metrics_;
+    std::shared_ptr<const own_listeners> self_;
     double reported_active_ = 0, reported_idle_ = 0;
 };
 
 /// The pools of one I/O thread, by pool key.
 class pool_set {
   public:
-    explicit pool_set(net::any_io_executor ex) : ex_(std::move(ex)) {}
+    /// Pools on `ex` that never connect to `self` (sluice's own listeners; none when null).
+    explicit pool_set(net::any_io_executor ex, std::shared_ptr<const own_listeners> self = nullptr)
+        : ex_(std::move(ex)), self_(std::move(self)) {}
+    /// Sluice's own listeners, which no connection may reach (may be null).
+    const own_listeners* self() const noexcept { return self_.get(); }
     /// The pool for `b`, created on first use. Empty pools are dropped as others are created,
     /// so passthrough origins do not accumulate.
     std::shared_ptr<pool> get(const upstream_bundle& b);
@@ -168,6 +177,7 @@ class pool_set {
 
   private:
     net::any_io_executor ex_;
+    std::shared_ptr<const own_listeners> self_;
     std::unordered_map<std::string, std::shared_ptr<pool>> pools_;
 };
 

@@ -369,6 +369,7 @@ admin_listen: 127.0.0.1:0
 threads: 2
 drain_timeout: 5s
 unknown_hosts: reject
+connect_ports: [443, %(port)d]
 log: {level: info, format: text, access_log: true}
 defaults:
   rate_limit: {requests_per_minute: 600000, burst_size: 10000}
@@ -387,6 +388,9 @@ upstreams:
     hosts: [bad.example.test]
     origin: "https://localhost:%(port)d"
     tls: {ca_file: "%(other_ca)s"}
+  - name: tunnel
+    hosts: [localhost]
+    origin: "https://localhost:%(port)d"
   - name: wronghost
     hosts: [wronghost.example.test]
     origin: "https://localhost:%(port2)d"
@@ -780,6 +784,20 @@ def t_post(c):
            "nginx saw neither Content-Length: 7 nor chunked (CL=%r TE=%r)" % (clen, te))
 
 
+def t_connect_tunnel(c):
+    # curl -x with an https:// URL: CONNECT to nginx through sluice, then curl's own TLS with
+    # nginx, verified end to end against the test CA (DESIGN §3.8).
+    r = c.curl(c.nginx_url("/v1/items"), "--proxytunnel", "--cacert", c.certs.ca)
+    expect_eq(r.status, 200, "status through the tunnel")
+    expect_eq(r.body, ITEMS_JSON, "body through the tunnel")
+    # A CONNECT to a port not in connect_ports is refused by sluice itself.
+    p = run(["curl", "-sS", "--max-time", "10", "-x", c.proxy, "--proxytunnel", "-o", os.devnull,
+             "https://localhost:%d/" % c.sluice.admin_port], timeout=20, check=False)
+    err = p.stderr.decode(errors="replace")
+    expect(p.returncode != 0 and "403" in err,
+           "CONNECT to the admin port: curl exit %d, %s" % (p.returncode, err.strip()))
+
+
 def t_put_roundtrip(c):
     data = os.path.join(c.tmp, "put-proxy.bin")
     payload = os.urandom(3 * 1024 * 1024 + 17)
@@ -904,6 +922,7 @@ SLUICE_TESTS = [
     ("POST with a body (curl -d)", t_post),
     ("POST with a chunked body", t_chunked_post),
     ("PUT 3 MiB then GET it back byte-identical", t_put_roundtrip),
+    ("curl -x ... https:// through a CONNECT tunnel, TLS verified end to end", t_connect_tunnel),
     ("pipelined requests answered in order", t_pipelined),
     ("/big 50 MiB streamed byte-identical, VmHWM < 64 MiB", t_big_streaming),
     ("/huge 1 GiB streamed, VmHWM < 64 MiB", t_huge_streaming),

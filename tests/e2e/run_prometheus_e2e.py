@@ -202,6 +202,8 @@ DESIGN_METRICS = {
     "sluice_client_connections": ("gauge", set()),
     "sluice_tunnels_active": ("gauge", {"upstream"}),
     "sluice_config_reloads_total": ("counter", {"result"}),
+    "sluice_accept_errors_total": ("counter", {"reason"}),
+    "sluice_client_connections_rejected_total": ("counter", {"reason"}),
     "sluice_build_info": ("gauge", {"version"}),
 }
 
@@ -210,6 +212,8 @@ CLOSED_LABELS = {
     ("sluice_upstream_attempts_total", "outcome"):
         {"success", "http_5xx", "http_429", "connect_error", "tls_error", "timeout", "reset"},
     ("sluice_retries_total", "reason"): {"status", "connect_error", "timeout", "reset"},
+    ("sluice_accept_errors_total", "reason"): {"fd_exhausted", "other"},
+    ("sluice_client_connections_rejected_total", "reason"): {"max_client_connections"},
     ("sluice_ratelimit_rejected_total", "reason"): {"queue_full", "wait_too_long"},
     ("sluice_circuit_transitions_total", "to"): {"closed", "open", "half_open"},
     ("sluice_upstream_connections", "state"): {"active", "idle"},

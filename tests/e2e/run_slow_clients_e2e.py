@@ -14,7 +14,8 @@ connections open from one thread (selectors, non-blocking sockets):
     client_idle_timeout + 1 s;
   * descriptor exhaustion: sluice under RLIMIT_NOFILE 256 with 300 connections stays
     alive and near idle (accept backoff), counts sluice_accept_errors_total if it has it,
-    and serves a normal request once the connections are gone;
+    and serves a normal request once the connections are gone; a Prometheus scrape that
+    arrives meanwhile leaves it near idle too, and is answered once descriptors are free;
   * case 27 scaled down: 2000 silent + 2000 dribbling 1 byte/5 s + 1000 idle after one
     request, all cut within their deadline + 1 s, a normal client served throughout,
     VmHWM bounded and CPU low while the connections sit.
@@ -628,6 +629,28 @@ def t_fd_exhaustion(c):
         expect(not problems, "; ".join(problems))
 
 
+def t_admin_while_exhausted(c):
+    """A Prometheus scrape that arrives while sluice is out of descriptors: the admin
+    listener must back off too, and the scrape is answered once descriptors are free."""
+    with c.new_sluice("emfile-admin", header_read_timeout="10s", client_idle_timeout="10s",
+                      nofile=FD_LIMIT) as s:
+        socks = exhaust(s)
+        try:
+            scrape = socket.create_connection(("127.0.0.1", s.admin_port), timeout=5)
+            scrape.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            cpu = cpu_percent(s.proc.pid, 2.0)
+        finally:
+            close_all(socks)
+        with scrape:
+            answer = scrape.recv(64)
+        c.summary.append("fd exhaustion + pending admin scrape: CPU %.1f %% over 2 s, then %r"
+                         % (cpu, answer[:15]))
+        expect(cpu < CPU_IDLE_LIMIT, "sluice used %.1f %% of a core while a scrape waited on "
+               "the admin port and it was out of descriptors (limit %.0f %%): the admin "
+               "accept loop does not back off" % (cpu, CPU_IDLE_LIMIT))
+        expect(answer.startswith(b"HTTP/1.1 200 "), "the scrape got %r" % answer)
+
+
 def t_case27(c):
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     nofile = 16384 if hard == resource.RLIM_INFINITY else min(hard, 16384)
@@ -671,6 +694,8 @@ TESTS = [
     ("silent: 300 connections cut within header_read_timeout + 1 s", t_silent),
     ("idle keep-alive: 100 connections closed within client_idle_timeout + 1 s", t_idle_keepalive),
     ("RLIMIT_NOFILE 256 + 300 connections: alive, CPU < 10 %, serves after", t_fd_exhaustion),
+    ("RLIMIT_NOFILE 256 + a scrape on the admin port: CPU < 10 %, scrape answered after",
+     t_admin_while_exhausted),
     ("case 27: 2000 silent + 2000 dribbling + 1000 idle cut in time, normal client served, "
      "bounded RSS, low CPU", t_case27),
 ]

@@ -993,6 +993,9 @@ TEST(Bounds, MaxHeaderBytes) {
     EXPECT_THAT(errors_of("limits:\n  max_header_bytes: 1023\n"),
                 ElementsAre("test.yaml:2:21: limits.max_header_bytes: must be at least 1KiB, got "
                             "'1023'"));
+    EXPECT_THAT(errors_of("limits:\n  max_header_bytes: 65537\n"),
+                ElementsAre("test.yaml:2:21: limits.max_header_bytes: must be at most 64KiB, got "
+                            "'65537'"));
     EXPECT_THAT(errors_of("limits:\n  max_header_bytes: 64kb\n"),
                 ElementsAre("test.yaml:2:21: limits.max_header_bytes: expected a size in bytes "
                             "(512, 64KiB, 10MiB, 1GB), got '64kb'"));

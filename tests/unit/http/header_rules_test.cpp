@@ -46,6 +46,10 @@ TEST(Framing, SmugglingShapesRejected) {
     EXPECT_EQ(framing_status({{"Transfer-Encoding", ""}}), 400u);
     EXPECT_EQ(framing_status({{"Transfer-Encoding", "chunked"}}, 10), 400u);
     EXPECT_EQ(framing_status({{"Transfer-Encoding", "gzip"}}), 400u);
+    // Underscore spellings some origins map onto the framing fields.
+    EXPECT_EQ(framing_status({{"Transfer_Encoding", "chunked"}}), 400u);
+    EXPECT_EQ(framing_status({{"content_length", "5"}}), 400u);
+    EXPECT_EQ(framing_status({{"X_Trace", "1"}}), 0u);
 }
 
 TEST(Framing, OtherCodingsBeforeChunkedAreNotImplemented) {

@@ -84,6 +84,14 @@ TEST(RequestTarget, UserinfoAndFragmentRejected) {
     rejected("CONNECT", "user@api.example.test:443");
 }
 
+// Boost.URL stops an IPv4 host at its last octet; what follows must not become a path.
+TEST(RequestTarget, TextAfterAnIpv4HostIsNotAPath) {
+    EXPECT_EQ(rejected("GET", "http://127.0.0.1.:8080/"), "invalid authority in request target");
+    rejected("GET", "http://127.0.0.1./");
+    rejected("GET", "http://1.2.3.4x/");
+    rejected("GET", "http://10.0.0.1.nip.io:8080/x");
+}
+
 TEST(RequestTarget, BadSchemesPortsAndHosts) {
     EXPECT_EQ(rejected("GET", "ftp://api.example.test/"), "unsupported scheme");
     rejected("GET", "http://api.example.test:0/");

@@ -7,6 +7,7 @@ namespace sluice::upstream {
 namespace {
 
 namespace ip = boost::asio::ip;
+using tcp = boost::asio::ip::tcp;
 
 config::cidr make_cidr(const std::string& text) {
     config::cidr c;
@@ -77,6 +78,34 @@ TEST(Destination, CidrPrefixEdges) {
     EXPECT_FALSE(cidr_contains(make_cidr("0.0.0.0/0"), ip::make_address("2001:db8::1")));
     EXPECT_TRUE(cidr_contains(make_cidr("2001:db8::/33"), ip::make_address("2001:db8:7fff::1")));
     EXPECT_FALSE(cidr_contains(make_cidr("2001:db8::/33"), ip::make_address("2001:db8:8000::1")));
+}
+
+tcp::endpoint ep(const char* address, std::uint16_t port) {
+    return {ip::make_address(address), port};
+}
+
+TEST(OwnListeners, LoopbackSpellingsOfTheListenerPortsAreSluiceItself) {
+    own_listeners own;
+    own.set({ep("127.0.0.1", 3128), ep("127.0.0.1", 9464)});
+    EXPECT_TRUE(own.reaches(ep("127.0.0.1", 3128)));
+    EXPECT_TRUE(own.reaches(ep("127.0.0.1", 9464)));
+    EXPECT_TRUE(own.reaches(ep("127.0.0.2", 3128)));         // all of 127/8 is this host
+    EXPECT_TRUE(own.reaches(ep("0.0.0.0", 3128)));           // Linux connects it to the host
+    EXPECT_TRUE(own.reaches(ep("::ffff:127.0.0.1", 3128)));  // IPv4-mapped
+    EXPECT_TRUE(own.reaches(ep("::1", 9464)));
+    EXPECT_TRUE(own.reaches(ep("::", 9464)));
+    EXPECT_FALSE(own.reaches(ep("127.0.0.1", 443)));
+    EXPECT_FALSE(own.reaches(ep("93.184.216.34", 3128)));  // another host on the same port
+}
+
+TEST(OwnListeners, AListenerOnEveryAddressIsReachedThroughThisHostsAddresses) {
+    own_listeners own;
+    own.set({ep("0.0.0.0", 3128)});
+    EXPECT_TRUE(own.reaches(ep("127.0.0.1", 3128)));
+    EXPECT_FALSE(own.reaches(ep("192.0.2.1", 3128)));  // TEST-NET-1: never a local address
+    EXPECT_FALSE(own.reaches(ep("127.0.0.1", 3129)));
+    own.set({});  // rebinding replaces the set
+    EXPECT_FALSE(own.reaches(ep("127.0.0.1", 3128)));
 }
 
 }  // namespace
