@@ -30,6 +30,7 @@
 #include "core/logging.hpp"
 #include "core/proxy_error.hpp"
 #include "http/header_rules.hpp"
+#include "http/message_head.hpp"
 #include "http/request_target.hpp"
 #include "policy/retry_after.hpp"
 #include "policy/retry_decision.hpp"
@@ -781,7 +782,11 @@ class session {
         conn.lowest().expires_at(deadline);
         beast::error_code wec;
         if (body.complete) {
-            auto [ec, n] = co_await bhttp::async_write(up, out, use_tuple);
+            // Head and body in one buffer: one write (one TLS record) for a small request.
+            wire_.clear();
+            append_head(wire_, out);
+            wire_ += out.body();
+            auto [ec, n] = co_await net::async_write(up, net::buffer(wire_), use_tuple);
             wec = ec;
         } else {
             wec = co_await stream_request(up, conn, out, body, body_parser,
@@ -991,9 +996,23 @@ class session {
         }
         x.status = status;
 
+        wire_.clear();
+        append_head(wire_, res);
         client_.expires_after(cfg_.limits.client_idle_timeout);
-        bhttp::response_serializer<bhttp::empty_body> sr{res};
-        auto [hec, hn] = co_await bhttp::async_write_header(client_, sr, use_tuple);
+        if (length && !no_body && status != 204 && *length <= conn.buffer().size()) {
+            // The whole body came with the head (a small response): head and body go to the
+            // client in one write, the body straight from the upstream connection's buffer.
+            const std::array<net::const_buffer, 2> head_and_body{
+                net::buffer(wire_), net::const_buffer(conn.buffer().data().data(), *length)};
+            auto [wec, wn] = co_await net::async_write(client_, head_and_body, use_tuple);
+            if (wec)
+                co_return relay_result{false, false};
+            conn.buffer().consume(*length);
+            x.bytes_out += *length;
+            const bool reusable = !upstream_close && !framing_suspect && conn.buffer().size() == 0;
+            co_return relay_result{x.client_keep_alive, reusable};
+        }
+        auto [hec, hn] = co_await net::async_write(client_, net::buffer(wire_), use_tuple);
         if (hec)
             co_return relay_result{false, false};
 
@@ -1148,6 +1167,9 @@ class session {
         }
     };
     lazy_buffer relay_;
+    // The bytes of the request going upstream, then of the response head going to the client.
+    // Kept between requests: a few hundred bytes, allocated once per connection.
+    std::string wire_;
     std::string client_addr_;
 };
 
