@@ -104,19 +104,33 @@ bool connection_lists(const bhttp::fields& f, std::string_view token) {
 
 void strip_hop_by_hop(bhttp::fields& f) {
     // Fields named by Connection first: their names are owned by the Connection values.
-    std::vector<std::string> nominated;
-    for (auto it = f.find(bhttp::field::connection);
-         it != f.end() && it->name() == bhttp::field::connection; ++it) {
-        for (auto t : split_list(it->value()))
-            nominated.emplace_back(t);
+    if (f.find(bhttp::field::connection) != f.end()) {
+        std::vector<std::string> nominated;
+        for (auto it = f.find(bhttp::field::connection);
+             it != f.end() && it->name() == bhttp::field::connection; ++it) {
+            for (auto t : split_list(it->value()))
+                nominated.emplace_back(t);
+        }
+        for (const auto& name : nominated)
+            f.erase(name);
     }
-    for (const auto& name : nominated)
-        f.erase(name);
-    for (auto name :
-         {bhttp::field::connection, bhttp::field::keep_alive, bhttp::field::proxy_connection,
-          bhttp::field::proxy_authorization, bhttp::field::te, bhttp::field::trailer,
-          bhttp::field::transfer_encoding, bhttp::field::upgrade}) {
-        f.erase(name);
+    // One pass over the fields, comparing known names as enums (a lookup by name per
+    // hop-by-hop field would walk the field index eight times).
+    for (auto it = f.begin(); it != f.end();) {
+        switch (it->name()) {
+            case bhttp::field::connection:
+            case bhttp::field::keep_alive:
+            case bhttp::field::proxy_connection:
+            case bhttp::field::proxy_authorization:
+            case bhttp::field::te:
+            case bhttp::field::trailer:
+            case bhttp::field::transfer_encoding:
+            case bhttp::field::upgrade:
+                it = f.erase(it);
+                break;
+            default:
+                ++it;
+        }
     }
 }
 

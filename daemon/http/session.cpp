@@ -273,7 +273,7 @@ class session {
             co_return false;  // a tunnel ends its connection
         }
 
-        bhttp::request<bhttp::string_body> out = make_upstream_request(x, req);
+        bhttp::request<bhttp::string_body> out = make_upstream_request(x, head.get());
         request_body body;
         body.chunked = head.chunked();
         if (auto cl = head.content_length())
@@ -395,15 +395,18 @@ class session {
 
     // The request as sent upstream: origin-form target, HTTP/1.1, hop-by-hop fields removed,
     // Host regenerated, Via appended, the upstream's set_headers applied (DESIGN §3.1, §3.7).
+    // The fields are moved out of `req` (nothing reads them after admission), not copied.
     bhttp::request<bhttp::string_body> make_upstream_request(
-        const exchange& x, const bhttp::request<bhttp::empty_body>& req) {
+        const exchange& x, bhttp::request<bhttp::empty_body>& req) {
         bhttp::request<bhttp::string_body> out;
-        static_cast<bhttp::fields&>(out) = static_cast<const bhttp::fields&>(req);
+        // An unknown method's name is kept in the fields, and moves with them.
+        static_cast<bhttp::fields&>(out) = std::move(static_cast<bhttp::fields&>(req));
+        if (req.method() != bhttp::verb::unknown)
+            out.method(req.method());
         strip_hop_by_hop(out);
         out.erase(bhttp::field::host);
         out.erase(bhttp::field::expect);
         out.erase(bhttp::field::content_length);
-        out.method_string(req.method_string());
         out.target(x.target.path_and_query);
         out.version(11);
         const auto& u = *x.upstream;
