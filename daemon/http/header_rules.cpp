@@ -20,15 +20,7 @@ bool iequals(std::string_view a, std::string_view b) {
 
 std::vector<std::string_view> split_list(std::string_view value) {
     std::vector<std::string_view> out;
-    while (!value.empty()) {
-        auto comma = value.find(',');
-        auto element = trim_ows(value.substr(0, comma));
-        if (!element.empty())
-            out.push_back(element);
-        if (comma == std::string_view::npos)
-            break;
-        value.remove_prefix(comma + 1);
-    }
+    for_each_list_element(value, [&](std::string_view element) { out.push_back(element); });
     return out;
 }
 
@@ -103,16 +95,15 @@ bool connection_lists(const bhttp::fields& f, std::string_view token) {
 }
 
 void strip_hop_by_hop(bhttp::fields& f) {
-    // Fields named by Connection first: their names are owned by the Connection values.
-    if (f.find(bhttp::field::connection) != f.end()) {
-        std::vector<std::string> nominated;
-        for (auto it = f.find(bhttp::field::connection);
-             it != f.end() && it->name() == bhttp::field::connection; ++it) {
-            for (auto t : split_list(it->value()))
-                nominated.emplace_back(t);
-        }
-        for (const auto& name : nominated)
-            f.erase(name);
+    // Fields named by Connection first, read from the Connection values in place (no copies:
+    // this runs on every request and response). Connection itself is left to the pass below:
+    // erasing it here would free the value being read.
+    for (auto it = f.find(bhttp::field::connection);
+         it != f.end() && it->name() == bhttp::field::connection; ++it) {
+        for_each_list_element(it->value(), [&](std::string_view name) {
+            if (!iequals(name, "connection"))
+                f.erase(name);
+        });
     }
     // One pass over the fields, comparing known names as enums (a lookup by name per
     // hop-by-hop field would walk the field index eight times).

@@ -75,6 +75,22 @@ TEST(HopByHop, RemovesFixedAndNominatedFields) {
     EXPECT_EQ(left, (std::vector<std::string>{"Accept", "X-Keep"}));
 }
 
+// Names are erased while the Connection values naming them are read in place: a Connection
+// that names itself, or names a field twice or in another case, must not pull its own value away.
+TEST(HopByHop, ConnectionNamingItselfOrRepeatedNames) {
+    auto f = fields({{"Connection", "connection, X-A"},
+                     {"X-A", "1"},
+                     {"Accept", "*/*"},
+                     {"Connection", " CONNECTION , x-a, X-B,, Keep-Alive"},
+                     {"x-b", "2"},
+                     {"Keep-Alive", "timeout=5"}});
+    strip_hop_by_hop(f);
+    std::vector<std::string> left;
+    for (const auto& field : f)
+        left.emplace_back(field.name_string());
+    EXPECT_EQ(left, (std::vector<std::string>{"Accept"}));
+}
+
 TEST(HopByHop, ConnectionListsIsCaseInsensitive) {
     auto f = fields({{"Connection", "Keep-Alive, Upgrade"}});
     EXPECT_TRUE(connection_lists(f, "upgrade"));
