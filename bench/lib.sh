@@ -366,17 +366,28 @@ reset_peak_rss() {
   return "$ok"
 }
 
+# cpu_ticks PID... : user + system CPU time the processes have used, in clock ticks.
+cpu_ticks() {
+  local pid total=0 t
+  for pid in "$@"; do
+    # Fields 14 and 15 of /proc/PID/stat, counted after the command name (which may hold spaces).
+    t="$(sed -E 's/^.*\) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
+    total=$(( total + ${t:-0} ))
+  done
+  echo "$total"
+}
+
 # run_wrk OUT THREADS CONNECTIONS DURATION URL [LUA] : runs wrk --latency into OUT and sets
-# WRK_RPS, WRK_P50_MS, WRK_P99_MS and WRK_ERRORS (socket errors plus non-2xx/3xx answers: a
-# run with errors is no valid measurement).
+# WRK_RPS, WRK_P50_MS, WRK_P99_MS, WRK_ERRORS (socket errors plus non-2xx/3xx answers: a run
+# with errors is no valid measurement) and WRK_REQUESTS.
 run_wrk() {
   local out="$1" t="$2" c="$3" d="$4" url="$5" script="${6:-}" args=()
   [ -n "$script" ] && args+=(-s "$script")
   wrk -t"$t" -c"$c" -d"$d" --latency "${args[@]}" "$url" >"$out"
-  read -r WRK_RPS WRK_P50_MS WRK_P99_MS WRK_ERRORS < <(parse_wrk "$out")
+  read -r WRK_RPS WRK_P50_MS WRK_P99_MS WRK_ERRORS WRK_REQUESTS < <(parse_wrk "$out")
 }
 
-# parse_wrk FILE : "requests/s p50_ms p99_ms errors" of one wrk --latency output.
+# parse_wrk FILE : "requests/s p50_ms p99_ms errors requests" of one wrk --latency output.
 parse_wrk() {
   awk '
     function ms(v) {
@@ -392,7 +403,8 @@ parse_wrk() {
     dist && $1 == "99%" { p99 = ms($2); dist = 0 }
     /Socket errors:/ { gsub(",", ""); errs += $4 + $6 + $8 + $10 }
     /Non-2xx or 3xx responses:/ { errs += $5 }
-    END { printf "%s %.3f %.3f %d\n", (rps == "" ? 0 : rps), p50, p99, errs }
+    / requests in / { requests = $1 }
+    END { printf "%s %.3f %.3f %d %d\n", (rps == "" ? 0 : rps), p50, p99, errs, requests }
   ' "$1"
 }
 
