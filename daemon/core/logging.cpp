@@ -41,8 +41,8 @@ struct access_batch {
 };
 thread_local access_batch batch;
 
-// "YYYY-MM-DDTHH:MM:SS" of the current second, local time, as fmt's "{:%Y-%m-%dT%H:%M:%S}"
-// writes it; formatted once per second per thread.
+// "YYYY-MM-DDTHH:MM:SS" of the current second in UTC (the lines end it with 'Z'); formatted
+// once per second per thread.
 std::string_view timestamp(std::chrono::system_clock::time_point now) {
     thread_local std::time_t cached_second = -1;
     thread_local char text[32];
@@ -50,7 +50,7 @@ std::string_view timestamp(std::chrono::system_clock::time_point now) {
     const std::time_t second = std::chrono::system_clock::to_time_t(now);
     if (second != cached_second) {
         std::tm tm{};
-        localtime_r(&second, &tm);
+        gmtime_r(&second, &tm);
         length = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
         cached_second = second;
     }

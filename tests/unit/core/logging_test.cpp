@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <ctime>
 #include <regex>
+#include <thread>
 
 #include <fmt/chrono.h>
 #include <gtest/gtest.h>
@@ -40,22 +41,22 @@ access_entry sample() {
 // What the access log wrote: the lines (and the time just before and after, for the stamp).
 struct captured {
     std::string text;
-    std::string stamp_before, stamp_after;  // "{:%Y-%m-%dT%H:%M:%S}" of local time, as before
+    std::string stamp_before, stamp_after;  // "{:%Y-%m-%dT%H:%M:%S}" in UTC
 };
 
-std::string local_stamp() {
+std::string utc_stamp() {
     std::time_t t = std::time(nullptr);
-    return fmt::format("{:%Y-%m-%dT%H:%M:%S}", fmt::localtime(t));
+    return fmt::format("{:%Y-%m-%dT%H:%M:%S}", fmt::gmtime(t));
 }
 
 template <class F>
 captured capture(F&& f) {
     captured c;
-    c.stamp_before = local_stamp();
+    c.stamp_before = utc_stamp();
     testing::internal::CaptureStderr();
     f();
     c.text = testing::internal::GetCapturedStderr();
-    c.stamp_after = local_stamp();
+    c.stamp_after = utc_stamp();
     return c;
 }
 
@@ -76,6 +77,27 @@ TEST(AccessLog, TextLineCarriesEveryFieldInOrder) {
                    R"(queue_wait_s=0\.250000 breaker=closed\n)")))
         << c.text;
     expect_stamp(c, m[1].str());
+}
+
+// The stamp ends in 'Z': it must be UTC whatever the host's zone (it once was local time).
+TEST(AccessLog, StampIsUtcInAnyTimeZone) {
+    const char* old_tz = std::getenv("TZ");
+    const std::string saved = old_tz ? old_tz : "";
+    setenv("TZ", "IST-5:30", 1);  // POSIX form: no tzdata needed
+    tzset();
+    // The stamp is cached per second: start in a second no earlier line has formatted.
+    for (const auto start = std::time(nullptr); std::time(nullptr) == start;)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    configure(log_config(config::log_format::text));
+    auto c = capture([] { access(sample()); });
+    if (old_tz)
+        setenv("TZ", saved.c_str(), 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    ASSERT_GE(c.text.size(), 20u);
+    EXPECT_EQ(c.text[19], 'Z');
+    expect_stamp(c, std::string_view(c.text).substr(0, 19));
 }
 
 TEST(AccessLog, TextLineNamesTheErrorAndAMissingBreaker) {
