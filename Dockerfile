@@ -22,7 +22,7 @@ LABEL org.opencontainers.image.title="sluice" \
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libboost-url1.81.0 libboost-json1.81.0 libssl3 libyaml-cpp0.7 \
-      libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsystemd0 ca-certificates \
+      libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsystemd0 libcrypt1 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 # A fixed numeric UID/GID, so that Kubernetes' runAsNonRoot can verify it and mounted
 # secrets can be made readable to it.

@@ -2,8 +2,11 @@
 #include "core/logging.hpp"
 
 #include <atomic>
+#include <ctime>
+#include <functional>
+#include <iterator>
 
-#include <spdlog/fmt/chrono.h>
+#include <fmt/compile.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
@@ -14,6 +17,9 @@ namespace {
 
 std::atomic<bool> access_on{true};
 std::atomic<config::log_format> access_format{config::log_format::text};
+// Set by configure(), never unset: spdlog's registry keeps the logger alive, and its lookup (a
+// global lock and a map) stays off the request path.
+std::atomic<spdlog::logger*> access_logger{nullptr};
 
 std::shared_ptr<spdlog::logger> make_logger(const char* name, const char* pattern) {
     auto logger = spdlog::get(name);
@@ -22,6 +28,55 @@ std::shared_ptr<spdlog::logger> make_logger(const char* name, const char* patter
     }
     logger->set_pattern(pattern);
     return logger;
+}
+
+// Lines written through the access logger at once: up to this many bytes per write.
+constexpr std::size_t batch_limit = 32 * 1024;
+
+// The access lines of one thread waiting for flush_access(), without the last newline (the
+// logger adds it), and what makes the flush happen.
+struct access_batch {
+    std::string lines;
+    std::function<void()> schedule;  // empty: this thread writes every line at once
+};
+thread_local access_batch batch;
+
+// "YYYY-MM-DDTHH:MM:SS" of the current second in UTC (the lines end it with 'Z'); formatted
+// once per second per thread.
+std::string_view timestamp(std::chrono::system_clock::time_point now) {
+    thread_local std::time_t cached_second = -1;
+    thread_local char text[32];
+    thread_local std::size_t length = 0;
+    const std::time_t second = std::chrono::system_clock::to_time_t(now);
+    if (second != cached_second) {
+        std::tm tm{};
+        gmtime_r(&second, &tm);
+        length = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_second = second;
+    }
+    return {text, length};
+}
+
+void write_lines(std::string_view lines) {
+    if (auto* logger = access_logger.load(std::memory_order_acquire))
+        logger->log(spdlog::level::info, spdlog::string_view_t(lines.data(), lines.size()));
+}
+
+// Queues one line (no newline) on this thread's batch, or writes it when the thread does not
+// batch.
+void emit(std::string_view line) {
+    if (!batch.schedule) {
+        write_lines(line);
+        return;
+    }
+    const bool was_empty = batch.lines.empty();
+    if (!was_empty)
+        batch.lines += '\n';
+    batch.lines += line;
+    if (batch.lines.size() >= batch_limit)
+        flush_access();
+    else if (was_empty)
+        batch.schedule();
 }
 
 }  // namespace
@@ -36,8 +91,9 @@ void configure(const config::log_config& cfg) {
     spdlog::set_default_logger(main);
 
     // The access log is one line per request, with no level prefix, so JSON lines stay JSON.
-    auto access_logger = make_logger("access", "%v");
-    access_logger->set_level(spdlog::level::info);
+    auto logger = make_logger("access", "%v");
+    logger->set_level(spdlog::level::info);
+    access_logger.store(logger.get(), std::memory_order_release);
     access_on.store(cfg.access_log, std::memory_order_relaxed);
     access_format.store(cfg.format, std::memory_order_relaxed);
 }
@@ -50,12 +106,22 @@ std::string_view strip_query(std::string_view path) noexcept {
     return path.substr(0, path.find('?'));
 }
 
+void batch_access_on_this_thread(std::function<void()> schedule) {
+    flush_access();
+    batch.schedule = std::move(schedule);
+}
+
+void flush_access() {
+    if (batch.lines.empty())
+        return;
+    write_lines(batch.lines);
+    batch.lines.clear();
+}
+
 void access(const access_entry& e) {
     if (!access_enabled())
         return;
-    auto logger = spdlog::get("access");
-    if (!logger)
-        return;
+    const auto now = std::chrono::system_clock::now();
     if (access_format.load(std::memory_order_relaxed) == config::log_format::json) {
         boost::json::object o;
         o["ts"] = boost::json::string_view{};  // replaced below: keep key order stable
@@ -74,19 +140,24 @@ void access(const access_entry& e) {
         o["breaker"] = e.breaker;
         if (!e.error.empty())
             o["error"] = e.error;
-        auto now = std::chrono::system_clock::now();
-        o["ts"] = fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
-                              std::chrono::floor<std::chrono::milliseconds>(now));
-        logger->info(boost::json::serialize(o));
+        std::string ts(timestamp(now));
+        ts += 'Z';
+        o["ts"] = ts;
+        emit(boost::json::serialize(o));
         return;
     }
-    logger->info(
-        "{:%Y-%m-%dT%H:%M:%S}Z access client={} upstream={} method={} host={} path={} status={} "
-        "bytes_in={} bytes_out={} duration_s={:.6f} attempts={} queue_wait_s={:.6f} breaker={}{}{}",
-        std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now()), e.client,
-        e.upstream, e.method, e.host, e.path, e.status, e.bytes_in, e.bytes_out, e.duration_seconds,
-        e.attempts, e.queue_wait_seconds, e.breaker.empty() ? std::string_view("-") : e.breaker,
-        e.error.empty() ? "" : " error=", e.error);
+    // One buffer per thread, reused: formatting a line allocates nothing.
+    thread_local fmt::memory_buffer line;
+    line.clear();
+    fmt::format_to(std::back_inserter(line),
+                   FMT_COMPILE("{}Z access client={} upstream={} method={} host={} path={} "
+                               "status={} bytes_in={} bytes_out={} duration_s={:.6f} attempts={} "
+                               "queue_wait_s={:.6f} breaker={}{}{}"),
+                   timestamp(now), e.client, e.upstream, e.method, e.host, e.path, e.status,
+                   e.bytes_in, e.bytes_out, e.duration_seconds, e.attempts, e.queue_wait_seconds,
+                   e.breaker.empty() ? std::string_view("-") : e.breaker,
+                   e.error.empty() ? std::string_view() : std::string_view(" error="), e.error);
+    emit(std::string_view(line.data(), line.size()));
 }
 
 }  // namespace sluice::logging

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -33,8 +34,19 @@ struct access_entry {
 };
 
 /// Writes `e` as one line on stderr: `key=value` pairs (text) or one JSON object (json).
-/// Does nothing when the access log is off.
+/// Does nothing when the access log is off. On a thread that batches (below) the line waits in
+/// the thread's batch.
 void access(const access_entry& e);
+
+/// Makes the calling thread batch its access lines: they gather in a per-thread buffer and
+/// flush_access() writes them with one write() instead of one each (32 KiB at most; a full
+/// batch is written at once). `schedule` is called when a line lands in an empty batch and must
+/// make flush_access() run on this thread soon: an I/O thread posts it behind the handlers
+/// already queued, so a busy thread writes many lines at once and an idle one at once.
+void batch_access_on_this_thread(std::function<void()> schedule);
+
+/// Writes the access lines this thread has batched. Call it before the thread ends.
+void flush_access();
 
 /// True when the access log is on (so callers can skip building the entry).
 bool access_enabled() noexcept;

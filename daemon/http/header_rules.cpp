@@ -20,15 +20,7 @@ bool iequals(std::string_view a, std::string_view b) {
 
 std::vector<std::string_view> split_list(std::string_view value) {
     std::vector<std::string_view> out;
-    while (!value.empty()) {
-        auto comma = value.find(',');
-        auto element = trim_ows(value.substr(0, comma));
-        if (!element.empty())
-            out.push_back(element);
-        if (comma == std::string_view::npos)
-            break;
-        value.remove_prefix(comma + 1);
-    }
+    for_each_list_element(value, [&](std::string_view element) { out.push_back(element); });
     return out;
 }
 
@@ -117,20 +109,33 @@ bool connection_lists(const bhttp::fields& f, std::string_view token) {
 }
 
 void strip_hop_by_hop(bhttp::fields& f) {
-    // Fields named by Connection first: their names are owned by the Connection values.
-    std::vector<std::string> nominated;
+    // Fields named by Connection first, read from the Connection values in place (no copies:
+    // this runs on every request and response). Connection itself is left to the pass below:
+    // erasing it here would free the value being read.
     for (auto it = f.find(bhttp::field::connection);
          it != f.end() && it->name() == bhttp::field::connection; ++it) {
-        for (auto t : split_list(it->value()))
-            nominated.emplace_back(t);
+        for_each_list_element(it->value(), [&](std::string_view name) {
+            if (!iequals(name, "connection"))
+                f.erase(name);
+        });
     }
-    for (const auto& name : nominated)
-        f.erase(name);
-    for (auto name :
-         {bhttp::field::connection, bhttp::field::keep_alive, bhttp::field::proxy_connection,
-          bhttp::field::proxy_authorization, bhttp::field::te, bhttp::field::trailer,
-          bhttp::field::transfer_encoding, bhttp::field::upgrade}) {
-        f.erase(name);
+    // One pass over the fields, comparing known names as enums (a lookup by name per
+    // hop-by-hop field would walk the field index eight times).
+    for (auto it = f.begin(); it != f.end();) {
+        switch (it->name()) {
+            case bhttp::field::connection:
+            case bhttp::field::keep_alive:
+            case bhttp::field::proxy_connection:
+            case bhttp::field::proxy_authorization:
+            case bhttp::field::te:
+            case bhttp::field::trailer:
+            case bhttp::field::transfer_encoding:
+            case bhttp::field::upgrade:
+                it = f.erase(it);
+                break;
+            default:
+                ++it;
+        }
     }
 }
 

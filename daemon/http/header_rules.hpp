@@ -10,6 +10,8 @@
 
 #include <boost/beast/http/fields.hpp>
 
+#include "core/text.hpp"
+
 namespace sluice::http {
 
 namespace bhttp = boost::beast::http;
@@ -53,5 +55,20 @@ bool is_sensitive(std::string_view name, const std::vector<std::string>& redact)
 
 /// Splits a comma-separated field value into trimmed, non-empty elements (RFC 9110 §5.6.1).
 std::vector<std::string_view> split_list(std::string_view value);
+
+/// Calls `f(element)` for each element of a comma-separated list, as split_list() would return
+/// them, without building the list.
+template <class F>
+void for_each_list_element(std::string_view value, F&& f) {
+    while (!value.empty()) {
+        auto comma = value.find(',');
+        auto element = trim_ows(value.substr(0, comma));
+        if (!element.empty())
+            f(element);
+        if (comma == std::string_view::npos)
+            break;
+        value.remove_prefix(comma + 1);
+    }
+}
 
 }  // namespace sluice::http

@@ -146,10 +146,11 @@ std::variant<request_target, target_error> parse_request_target(std::string_view
             return target_error{"invalid authority in request target"};
         }
         // The target wins, but a Host that is not even an authority is a malformed request
-        // (RFC 9112 §3.2).
+        // (RFC 9112 §3.2). A Host spelled as the target's authority (what clients send) was
+        // just validated as that.
         std::string ignored_host;
         std::uint16_t ignored_port = 0;
-        if (!host_header.empty() &&
+        if (!host_header.empty() && host_header != u.encoded_authority() &&
             !parse_authority(host_header, 80, false, ignored_host, ignored_port)) {
             return target_error{"invalid Host header"};
         }

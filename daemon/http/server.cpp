@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "core/logging.hpp"
 #include "http/proxy_auth.hpp"
 
 namespace sluice::http {
@@ -65,6 +66,15 @@ struct server::worker {
     net::executor_work_guard<net::io_context::executor_type> guard{ioc.get_executor()};
     worker_state state;
     std::thread thread;
+
+    // Runs the loop. Access lines are written once per turn of the loop rather than once per
+    // request: the flush is posted behind the handlers already queued.
+    void run() {
+        logging::batch_access_on_this_thread([this] { net::post(ioc, logging::flush_access); });
+        ioc.run();
+        logging::flush_access();
+        logging::batch_access_on_this_thread(nullptr);
+    }
 };
 
 server::server(std::shared_ptr<const runtime> rt) : rt_(std::move(rt)) {
@@ -231,9 +241,9 @@ void server::run() {
     admin_->start();
     net::co_spawn(workers_[0]->ioc, accept_loop(acceptor_), net::detached);
     for (std::size_t i = 1; i < workers_.size(); ++i) {
-        workers_[i]->thread = std::thread([w = workers_[i].get()] { w->ioc.run(); });
+        workers_[i]->thread = std::thread([w = workers_[i].get()] { w->run(); });
     }
-    workers_[0]->ioc.run();
+    workers_[0]->run();
     for (auto& w : workers_) {
         if (w->thread.joinable())
             w->thread.join();

@@ -81,11 +81,12 @@ net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket&
                                        const std::atomic<bool>* draining) {
     admission_result out;
     policy::admission a;
-    auto timer = std::make_shared<net::steady_timer>(client.get_executor());
+    std::shared_ptr<net::steady_timer> timer;  // only a request that waits needs one
     {
         std::lock_guard lock(st.mutex);
         a = st.queue.admit();
         if (a.queued()) {
+            timer = std::make_shared<net::steady_timer>(client.get_executor());
             // Another thread that gives up its place moves this waiter earlier: it cancels the
             // wait (on this waiter's own executor), and the loop below re-reads ready_at.
             std::weak_ptr<net::steady_timer> weak = timer;

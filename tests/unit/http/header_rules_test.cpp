@@ -13,6 +13,13 @@ bhttp::fields fields(std::initializer_list<std::pair<std::string, std::string>> 
     return f;
 }
 
+std::vector<std::string> names(const bhttp::fields& f) {
+    std::vector<std::string> out;
+    for (const auto& field : f)
+        out.emplace_back(field.name_string());
+    return out;
+}
+
 unsigned framing_status(std::initializer_list<std::pair<std::string, std::string>> list,
                         unsigned version = 11) {
     auto r = check_request_framing(fields(list), version);
@@ -73,10 +80,20 @@ TEST(HopByHop, RemovesFixedAndNominatedFields) {
                      {"Accept", "*/*"},
                      {"X-Keep", "1"}});
     strip_hop_by_hop(f);
-    std::vector<std::string> left;
-    for (const auto& field : f)
-        left.emplace_back(field.name_string());
-    EXPECT_EQ(left, (std::vector<std::string>{"Accept", "X-Keep"}));
+    EXPECT_EQ(names(f), (std::vector<std::string>{"Accept", "X-Keep"}));
+}
+
+// Names are erased while the Connection values naming them are read in place: a Connection
+// that names itself, or names a field twice or in another case, must not pull its own value away.
+TEST(HopByHop, ConnectionNamingItselfOrRepeatedNames) {
+    auto f = fields({{"Connection", "connection, X-A"},
+                     {"X-A", "1"},
+                     {"Accept", "*/*"},
+                     {"Connection", " CONNECTION , x-a, X-B,, Keep-Alive"},
+                     {"x-b", "2"},
+                     {"Keep-Alive", "timeout=5"}});
+    strip_hop_by_hop(f);
+    EXPECT_EQ(names(f), (std::vector<std::string>{"Accept"}));
 }
 
 TEST(HopByHop, ConnectionListsIsCaseInsensitive) {

@@ -34,6 +34,18 @@ TEST(RequestTarget, AbsoluteFormWinsOverHost) {
     EXPECT_EQ(t.authority(), "api.example.test");
 }
 
+// A Host spelled as the target's authority is the common case and is accepted as it is; any
+// other Host must still be an authority of its own (RFC 9112 §3.2).
+TEST(RequestTarget, AbsoluteFormHostIsStillChecked) {
+    EXPECT_EQ(ok("GET", "http://api.example.test:8080/v1", "api.example.test:8080").host,
+              "api.example.test");
+    EXPECT_EQ(rejected("GET", "http://api.example.test/v1", "a b"), "invalid Host header");
+    EXPECT_EQ(rejected("GET", "http://api.example.test/v1", "u@api.example.test"),
+              "invalid Host header");
+    EXPECT_EQ(rejected("GET", "http://u@api.example.test/v1", "u@api.example.test"),
+              "userinfo in request target");
+}
+
 TEST(RequestTarget, CaseAndDefaultPortNormalised) {
     auto t = ok("GET", "http://API.EXAMPLE.TEST:80/v1");
     EXPECT_EQ(t.host, "api.example.test");

@@ -1,0 +1,166 @@
+// The access log line (its exact text, text and JSON) and the per-thread batching of lines.
+#include "core/logging.hpp"
+
+#include <algorithm>
+#include <ctime>
+#include <regex>
+#include <thread>
+
+#include <fmt/chrono.h>
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+namespace sluice::logging {
+namespace {
+
+config::log_config log_config(config::log_format format) {
+    config::log_config c;
+    c.level = "info";
+    c.format = format;
+    c.access_log = true;
+    return c;
+}
+
+access_entry sample() {
+    access_entry e;
+    e.client = "127.0.0.1:5555";
+    e.upstream = "bench";
+    e.method = "GET";
+    e.host = "bench.test";
+    e.path = "/v1/items";
+    e.status = 200;
+    e.bytes_in = 3;
+    e.bytes_out = 2;
+    e.duration_seconds = 0.0015;
+    e.attempts = 1;
+    e.queue_wait_seconds = 0.25;
+    e.breaker = "closed";
+    return e;
+}
+
+// What the access log wrote: the lines (and the time just before and after, for the stamp).
+struct captured {
+    std::string text;
+    std::string stamp_before, stamp_after;  // "{:%Y-%m-%dT%H:%M:%S}" in UTC
+};
+
+std::string utc_stamp() {
+    std::time_t t = std::time(nullptr);
+    return fmt::format("{:%Y-%m-%dT%H:%M:%S}", fmt::gmtime(t));
+}
+
+template <class F>
+captured capture(F&& f) {
+    captured c;
+    c.stamp_before = utc_stamp();
+    testing::internal::CaptureStderr();
+    f();
+    c.text = testing::internal::GetCapturedStderr();
+    c.stamp_after = utc_stamp();
+    return c;
+}
+
+void expect_stamp(const captured& c, std::string_view stamp) {
+    EXPECT_TRUE(stamp == c.stamp_before || stamp == c.stamp_after)
+        << stamp << " vs " << c.stamp_before << ".." << c.stamp_after;
+}
+
+TEST(AccessLog, TextLineCarriesEveryFieldInOrder) {
+    configure(log_config(config::log_format::text));
+    auto c = capture([] { access(sample()); });
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(
+        c.text, m,
+        std::regex(R"((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z access client=127\.0\.0\.1:5555 )"
+                   R"(upstream=bench method=GET host=bench\.test path=/v1/items status=200 )"
+                   R"(bytes_in=3 bytes_out=2 duration_s=0\.001500 attempts=1 )"
+                   R"(queue_wait_s=0\.250000 breaker=closed\n)")))
+        << c.text;
+    expect_stamp(c, m[1].str());
+}
+
+// The stamp ends in 'Z': it must be UTC whatever the host's zone (it once was local time).
+TEST(AccessLog, StampIsUtcInAnyTimeZone) {
+    const char* old_tz = std::getenv("TZ");
+    const std::string saved = old_tz ? old_tz : "";
+    setenv("TZ", "IST-5:30", 1);  // POSIX form: no tzdata needed
+    tzset();
+    // The stamp is cached per second: start in a second no earlier line has formatted.
+    for (const auto start = std::time(nullptr); std::time(nullptr) == start;)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    configure(log_config(config::log_format::text));
+    auto c = capture([] { access(sample()); });
+    if (old_tz)
+        setenv("TZ", saved.c_str(), 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    ASSERT_GE(c.text.size(), 20u);
+    EXPECT_EQ(c.text[19], 'Z');
+    expect_stamp(c, std::string_view(c.text).substr(0, 19));
+}
+
+TEST(AccessLog, TextLineNamesTheErrorAndAMissingBreaker) {
+    configure(log_config(config::log_format::text));
+    auto e = sample();
+    e.upstream = "unrouted";
+    e.breaker = "";
+    e.error = "http_request_denied";
+    e.status = 403;
+    auto c = capture([&] { access(e); });
+    EXPECT_NE(c.text.find(" status=403 "), std::string::npos) << c.text;
+    EXPECT_TRUE(c.text.ends_with(" breaker=- error=http_request_denied\n")) << c.text;
+}
+
+TEST(AccessLog, JsonLineIsOneObject) {
+    configure(log_config(config::log_format::json));
+    auto c = capture([] { access(sample()); });
+    ASSERT_TRUE(c.text.ends_with("}\n")) << c.text;
+    auto v = boost::json::parse(c.text).as_object();
+    std::string ts(v.at("ts").as_string());
+    ASSERT_EQ(ts.size(), 20u) << ts;
+    EXPECT_EQ(ts.back(), 'Z');
+    expect_stamp(c, std::string_view(ts).substr(0, 19));
+    EXPECT_EQ(v.at("path").as_string(), "/v1/items");
+    EXPECT_EQ(v.at("duration_us").as_int64(), 1500);
+    EXPECT_EQ(v.at("queue_wait_us").as_int64(), 250000);
+    EXPECT_FALSE(v.contains("error"));
+    EXPECT_EQ(c.text.find("\"ts\""), 1u);  // key order kept: ts first
+}
+
+TEST(AccessLog, BatchedLinesWaitForTheFlushAndGoOutTogether) {
+    configure(log_config(config::log_format::text));
+    int scheduled = 0;
+    batch_access_on_this_thread([&] { ++scheduled; });
+    auto queued = capture([] {
+        access(sample());
+        access(sample());
+    });
+    EXPECT_EQ(queued.text, "");
+    EXPECT_EQ(scheduled, 1);  // once per batch, not per line
+    auto flushed = capture([] { flush_access(); });
+    EXPECT_EQ(std::count(flushed.text.begin(), flushed.text.end(), '\n'), 2) << flushed.text;
+    EXPECT_EQ(flushed.text.find(" access "), 20u);  // after "YYYY-MM-DDTHH:MM:SSZ"
+    auto again = capture([] { flush_access(); });
+    EXPECT_EQ(again.text, "");  // nothing twice
+
+    access(sample());
+    EXPECT_EQ(scheduled, 2);  // the next batch schedules its own flush
+    // Stopping writes what was batched; then every line goes out at once.
+    auto stopped = capture([] { batch_access_on_this_thread(nullptr); });
+    EXPECT_EQ(std::count(stopped.text.begin(), stopped.text.end(), '\n'), 1);
+    auto direct = capture([] { access(sample()); });
+    EXPECT_EQ(std::count(direct.text.begin(), direct.text.end(), '\n'), 1);
+}
+
+TEST(AccessLog, OffWritesNothing) {
+    auto cfg = log_config(config::log_format::text);
+    cfg.access_log = false;
+    configure(cfg);
+    auto c = capture([] { access(sample()); });
+    EXPECT_EQ(c.text, "");
+    EXPECT_FALSE(access_enabled());
+}
+
+}  // namespace
+}  // namespace sluice::logging
