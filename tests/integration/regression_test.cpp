@@ -82,6 +82,29 @@ TEST_F(Regression, StatusOutsideTheValidRangeIs502) {
     }
 }
 
+// Upstream responses are held to the request's strictness (issue 6, point 4): a folded field
+// line, or a head over max_header_bytes made of many small lines (Beast alone bounded only
+// one line at a time), is a 502 and the connection is not reused.
+TEST_F(Regression, FoldedOrOversizedResponseHeadIs502) {
+    start([](const received_request& r) {
+        if (r.target == "/folded")
+            return write_raw("HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 2\r\n\r\nok");
+        std::string many = "HTTP/1.1 200 OK\r\n";
+        for (int i = 0; i < 10000; ++i)
+            many += "X-" + std::to_string(i) + ": v\r\n";
+        return write_raw(many + "Content-Length: 2\r\n\r\nok");
+    });
+    for (auto target : {"/folded", "/many"}) {
+        raw_client c(proxy->port());
+        c.send(get(std::string("http://api.example.test") + target));
+        auto r = c.read_response();
+        EXPECT_EQ(r.status, 502) << target;
+        EXPECT_NE(r.header("Proxy-Status").find("error=http_"), std::string::npos) << target;
+        EXPECT_NE(r.body.find("200"), 0u);
+    }
+    EXPECT_EQ(upstream->connections_accepted(), 2u);  // neither connection was reused
+}
+
 // Once an informational response arrived, the request was seen: a close after it is not the
 // stale keep-alive race, and a POST is never sent twice.
 TEST_F(Regression, NoReplayAfterAnInformationalResponse) {
