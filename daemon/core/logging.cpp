@@ -156,7 +156,10 @@ void access(const access_entry& e) {
                    timestamp(now), e.client, e.upstream, e.method, e.host, e.path, e.status,
                    e.bytes_in, e.bytes_out, e.duration_seconds, e.attempts, e.queue_wait_seconds,
                    e.breaker.empty() ? std::string_view("-") : e.breaker,
-                   e.error.empty() ? std::string_view() : std::string_view(" error="), e.error);
+                   // Never a null view: fmt copies it with memcpy, and memcpy(…, nullptr, 0)
+                   // is undefined behaviour (UBSan's nonnull-attribute check stops on it).
+                   std::string_view(e.error.empty() ? "" : " error="),
+                   e.error.empty() ? std::string_view("") : e.error);
     emit(std::string_view(line.data(), line.size()));
 }
 
