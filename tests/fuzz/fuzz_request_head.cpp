@@ -1,8 +1,8 @@
 // libFuzzer target: a client's request head as the daemon reads and judges it. Beast's
 // request_parser<empty_body> reads the head with the daemon's limits, then the header rules of
 // daemon/http/header_rules.cpp run in the order of the session (DESIGN §3.1): version, framing,
-// Via loop, Host, target; then the request that would go upstream is built, written and read
-// back.
+// Via loop, Host, target; then the request that would go upstream is built, written by the
+// daemon's own append_head and read back.
 //
 // Input: the raw bytes a client sends (request line, fields, CRLF CRLF; anything after is body),
 // all arrived at once: one put() whose header_limit is the whole head's, as in the session's
@@ -12,7 +12,6 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -23,11 +22,11 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include "config/config.hpp"
 #include "fuzz_check.hpp"
 #include "http/header_rules.hpp"
+#include "http/message_head.hpp"
 #include "http/request_target.hpp"
 
 namespace {
@@ -93,14 +92,18 @@ void check_stripped(const bhttp::fields& in, const bhttp::fields& out) {
 /// an upstream's set_headers.
 bhttp::request<bhttp::string_body> upstream_request(const bhttp::request<bhttp::empty_body>& req,
                                                     const request_target& target) {
+    bhttp::request<bhttp::empty_body> in = req;  // the session moves its fields away
     bhttp::request<bhttp::string_body> out;
-    static_cast<bhttp::fields&>(out) = static_cast<const bhttp::fields&>(req);
+    // An unknown method's name is kept in the fields, and moves with them.
+    static_cast<bhttp::fields&>(out) = std::move(static_cast<bhttp::fields&>(in));
+    if (req.method() != bhttp::verb::unknown)
+        out.method(req.method());
+    FUZZ_CHECK(out.method_string() == req.method_string());
     strip_hop_by_hop(out);
     check_stripped(req, out);
     out.erase(bhttp::field::host);
     out.erase(bhttp::field::expect);
     out.erase(bhttp::field::content_length);
-    out.method_string(req.method_string());
     out.target(target.path_and_query);
     out.version(11);
     out.set(bhttp::field::host, target.authority());
@@ -109,12 +112,12 @@ bhttp::request<bhttp::string_body> upstream_request(const bhttp::request<bhttp::
     return out;
 }
 
-/// The forwarded head, written by Beast and read back, is one request with the same line and
-/// fields: nothing the client sent can split it or smuggle a second one in.
+/// The forwarded head, written by append_head (what the session sends) and read back by Beast,
+/// is one request with the same line and fields: nothing the client sent can split it or
+/// smuggle a second one in.
 void check_written_head(const bhttp::request<bhttp::string_body>& out) {
-    std::ostringstream written;
-    written << out;
-    const std::string wire = written.str();
+    std::string wire;
+    append_head(wire, out);
 
     bhttp::request_parser<bhttp::empty_body> back;
     back.header_limit(static_cast<std::uint32_t>(wire.size() + 1));
@@ -127,6 +130,7 @@ void check_written_head(const bhttp::request<bhttp::string_body>& out) {
     const auto& again = back.get();
     FUZZ_CHECK(again.method_string() == out.method_string());
     FUZZ_CHECK(again.target() == out.target());
+    FUZZ_CHECK(again.version() == 11);
     FUZZ_CHECK(std::distance(again.begin(), again.end()) == std::distance(out.begin(), out.end()));
     auto a = again.begin();
     for (auto o = out.begin(); o != out.end(); ++o, ++a) {
