@@ -30,8 +30,24 @@ run_asan() {
         -DSLUICE_BUILD_BENCH=OFF
     cmake --build "$build_asan" -j2
     local built=$SECONDS
-    ctest --test-dir "$build_asan" --output-on-failure -j2 --timeout 600 -LE packaging
+    # Reports also go to files: tests that capture a process's stderr (the access-log tests,
+    # the e2e runners' sluice) would otherwise swallow them.
+    local reports
+    reports="$(cd "$build_asan" && pwd)/sanitizer-reports"
+    rm -rf "$reports"
+    mkdir -p "$reports"
+    local status=0
+    ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$reports/asan" \
+        UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$reports/ubsan" \
+        ctest --test-dir "$build_asan" --output-on-failure -j2 --timeout 600 -LE packaging ||
+        status=$?
     echo "sanitize: build $((built - start)) s, tests $((SECONDS - built)) s"
+    if [ -n "$(ls -A "$reports")" ]; then
+        echo "sanitize: sanitizer reports in $reports:" >&2
+        tail -n +1 "$reports"/* >&2
+        return 1
+    fi
+    return "$status"
 }
 
 # Runs fuzz target $1 for fuzz_seconds on a fresh copy of its corpus; extra seed directories
