@@ -15,7 +15,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -348,21 +347,10 @@ class session {
 
     // Reads a request head that must be complete by `deadline`. A head cut by the deadline
     // fails with beast::error::timeout and leaves the socket open, so that a 408 can still be
-    // sent (the tcp_stream's own timeout would close it).
+    // sent (deadline_stream cancels, it does not close).
     net::awaitable<std::tuple<beast::error_code, std::size_t>> read_head(
         bhttp::request_parser<bhttp::empty_body>& head, steady_clock::time_point deadline) {
-        client_.expires_never();
-        const auto generation = ++head_generation_;
-        head_timer_.expires_at(deadline);
-        head_timer_.async_wait(
-            [this, generation, alive = std::weak_ptr<void>(alive_)](beast::error_code ec) {
-                // A stale wake-up (the head arrived meanwhile) or a session already gone.
-                if (ec || alive.expired() || generation != head_generation_)
-                    return;
-                head_timed_out_ = true;
-                beast::error_code ignored;
-                client_.socket().cancel(ignored);
-            });
+        client_.expires_at(deadline);
         auto [ec, n] =
             co_await read_head_bytes(client_, buffer_, head, cfg_.limits.max_header_bytes);
         // Not even the request line ended within max_header_bytes: it is the target that is
@@ -372,11 +360,6 @@ class session {
             std::string_view(static_cast<const char*>(buffer_.data().data()),
                              std::min<std::uint64_t>(buffer_.size(), cfg_.limits.max_header_bytes))
                     .find('\n') == std::string_view::npos;
-        ++head_generation_;
-        head_timer_.cancel();
-        if (ec && head_timed_out_)
-            ec = beast::error::timeout;
-        head_timed_out_ = false;
         co_return std::tuple{ec, n};
     }
 
@@ -846,7 +829,7 @@ class session {
         }
         record(u, permit, false, false);
         u.metrics->attempt(admin::attempt_outcome::success, 0);
-        auto up = std::move(std::get<std::unique_ptr<beast::tcp_stream>>(connected));
+        auto up = std::move(std::get<std::unique_ptr<deadline_stream>>(connected));
         up->socket().set_option(tcp::no_delay(true));
 
         static constexpr std::string_view established =
@@ -878,7 +861,7 @@ class session {
     // Copies `from` to `to` until `from` ends, then half-closes `to` (FIN carries the end
     // through). On an error other than the peer's FIN both sockets close, ending the other
     // direction too. Returns the bytes copied.
-    net::awaitable<std::uint64_t> pipe(beast::tcp_stream& from, beast::tcp_stream& to, char* buf) {
+    net::awaitable<std::uint64_t> pipe(deadline_stream& from, deadline_stream& to, char* buf) {
         std::uint64_t total = 0;
         beast::error_code ec;
         for (;;) {
@@ -1332,17 +1315,11 @@ class session {
         client_.socket().close(ec);
     }
 
-    beast::tcp_stream client_;
+    deadline_stream client_;
     beast::flat_buffer buffer_;
     const steady_clock::time_point accepted_at_ = steady_clock::now();
     bool first_request_ = true;
-    // The whole-head deadline (read_head): its timer, which wake-up is current, whether it cut
-    // the read, and a token its handler checks so that it never touches a finished session.
-    net::steady_timer head_timer_{client_.get_executor()};
-    unsigned head_generation_ = 0;
-    bool head_timed_out_ = false;
     bool request_line_too_long_ = false;  // read_head_bytes: header_limit hit in the request line
-    std::shared_ptr<void> alive_ = std::make_shared<char>();
     std::shared_ptr<const runtime> rt_;
     const config::config& cfg_;
     worker_state& worker_;

@@ -8,7 +8,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include "core/deadline_stream.hpp"
 
 #include "admin/metrics.hpp"
 #include "config/config.hpp"
@@ -39,7 +39,7 @@ struct worker_state {
     /// The server's draining flag (DESIGN §3.9); never null once the server is built.
     const std::atomic<bool>* draining = nullptr;
     /// Client connections waiting for their next request, cancelled when draining begins.
-    std::unordered_set<boost::beast::tcp_stream*> idle_clients;
+    std::unordered_set<deadline_stream*> idle_clients;
 };
 
 /// Serves one accepted client connection until it closes: reads requests (keep-alive,

@@ -25,7 +25,7 @@ using net::ip::tcp;
 using namespace net::experimental::awaitable_operators;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-connection::connection(std::unique_ptr<beast::tcp_stream> tcp, std::unique_ptr<tls_stream> tls)
+connection::connection(std::unique_ptr<deadline_stream> tcp, std::unique_ptr<tls_stream> tls)
     : created(steady_clock::now()), tcp_(std::move(tcp)), tls_(std::move(tls)) {}
 
 connection::~connection() {
@@ -138,7 +138,7 @@ net::awaitable<acquire_result> pool::acquire(const upstream_bundle& b, bool fres
     }
 }
 
-net::awaitable<std::variant<std::unique_ptr<beast::tcp_stream>, connect_error>> connect_tcp(
+net::awaitable<std::variant<std::unique_ptr<deadline_stream>, connect_error>> connect_tcp(
     net::any_io_executor ex, const std::string& host, std::uint16_t port,
     steady_clock::time_point deadline, const std::vector<config::cidr>* allow_cidrs,
     const own_listeners* self) {
@@ -174,7 +174,7 @@ net::awaitable<std::variant<std::unique_ptr<beast::tcp_stream>, connect_error>> 
             own ? host + ":" + std::to_string(port) + " is sluice's own listener"
                 : host + " resolves to an internal address not in allow_cidrs"};
     }
-    auto stream = std::make_unique<beast::tcp_stream>(ex);
+    auto stream = std::make_unique<deadline_stream>(ex);
     stream->expires_at(deadline);
     auto [cec, ep] = co_await stream->async_connect(targets, use_tuple);
     if (cec)
@@ -192,7 +192,7 @@ net::awaitable<acquire_result> pool::open_connection(const upstream_bundle& b,
                                           b.allow_cidrs.get(), self_.get());
     if (auto* e = std::get_if<connect_error>(&connected))
         co_return acquire_result{nullptr, *e};
-    auto tcp_layer = std::move(std::get<std::unique_ptr<beast::tcp_stream>>(connected));
+    auto tcp_layer = std::move(std::get<std::unique_ptr<deadline_stream>>(connected));
     tcp_layer->socket().set_option(tcp::no_delay(true));
     ++opened;
     metrics_->connections_opened->Increment();

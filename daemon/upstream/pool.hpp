@@ -16,10 +16,10 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "admin/metrics.hpp"
+#include "core/deadline_stream.hpp"
 #include "core/proxy_error.hpp"
 #include "upstream/destination.hpp"
 #include "upstream/router.hpp"
@@ -31,22 +31,22 @@ namespace sluice::upstream {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 using steady_clock = std::chrono::steady_clock;
-using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+using tls_stream = beast::ssl_stream<deadline_stream>;
 
 /// One TCP (or TLS over TCP) connection to an origin, with its read buffer. Owned by a request
 /// while in use, by its pool while idle.
 class connection {
   public:
     /// A connection over `tcp` (plain) or `tls` (exactly one is set).
-    connection(std::unique_ptr<beast::tcp_stream> tcp, std::unique_ptr<tls_stream> tls);
+    connection(std::unique_ptr<deadline_stream> tcp, std::unique_ptr<tls_stream> tls);
     ~connection();
 
     /// The TCP layer, for timeouts (`expires_after`) and closing.
-    beast::tcp_stream& lowest() noexcept { return tls_ ? tls_->next_layer() : *tcp_; }
+    deadline_stream& lowest() noexcept { return tls_ ? tls_->next_layer() : *tcp_; }
     /// The TLS stream, or null for plain HTTP.
     tls_stream* tls() noexcept { return tls_.get(); }
     /// The plain stream, or null for TLS.
-    beast::tcp_stream* plain() noexcept { return tcp_.get(); }
+    deadline_stream* plain() noexcept { return tcp_.get(); }
     /// Read buffer: bytes received from the upstream and not yet parsed. Empty when idle.
     beast::flat_buffer& buffer() noexcept { return buffer_; }
 
@@ -68,7 +68,7 @@ class connection {
     void close() noexcept;
 
   private:
-    std::unique_ptr<beast::tcp_stream> tcp_;
+    std::unique_ptr<deadline_stream> tcp_;
     std::unique_ptr<tls_stream> tls_;
     beast::flat_buffer buffer_;
 };
@@ -85,7 +85,7 @@ struct connect_error {
 /// Proxy-Status: dns_error, connection_refused, connection_timeout, destination_ip_prohibited,
 /// destination_ip_unroutable. Addresses that reach one of `self` (sluice's own listeners) are
 /// never tried, whatever the upstream (destination_ip_prohibited when none is left).
-net::awaitable<std::variant<std::unique_ptr<beast::tcp_stream>, connect_error>> connect_tcp(
+net::awaitable<std::variant<std::unique_ptr<deadline_stream>, connect_error>> connect_tcp(
     net::any_io_executor ex, const std::string& host, std::uint16_t port,
     steady_clock::time_point deadline, const std::vector<config::cidr>* allow_cidrs,
     const own_listeners* self);

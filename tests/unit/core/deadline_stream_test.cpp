@@ -1,0 +1,212 @@
+// deadline_stream: the one lazily re-armed deadline of a client or upstream connection, on real
+// loopback sockets. Orders of events come from one io_context's timer queue, never from sleeps.
+#include "core/deadline_stream.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace sluice {
+namespace {
+
+namespace net = boost::asio;
+using net::ip::tcp;
+using namespace std::chrono_literals;
+using namespace net::experimental::awaitable_operators;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// A connected pair on 127.0.0.1: `stream` under test, `peer` a plain socket.
+struct pair_fixture : ::testing::Test {
+    net::io_context ioc;
+    std::optional<deadline_stream> stream;
+    tcp::socket peer{ioc};
+
+    void SetUp() override {
+        tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+        tcp::socket client(ioc);
+        client.connect(acceptor.local_endpoint());
+        peer = acceptor.accept();
+        stream.emplace(std::move(client));
+    }
+
+    // Runs `body` as a coroutine to its end; fails the test if it threw.
+    template <class F>
+    void run(F body) {
+        bool done = false;
+        net::co_spawn(
+            ioc,
+            [&]() -> net::awaitable<void> {
+                co_await body();
+                done = true;
+                ioc.stop();  // the stream's timer may still wait for a far deadline
+            },
+            [](std::exception_ptr e) {
+                if (e)
+                    std::rethrow_exception(e);
+            });
+        ioc.run();
+        EXPECT_TRUE(done);
+    }
+
+    // Completes after `d` on the io_context's timer queue.
+    net::awaitable<void> after(std::chrono::steady_clock::duration d) {
+        net::steady_timer t(ioc, d);
+        co_await t.async_wait(use_tuple);
+    }
+};
+
+TEST_F(pair_fixture, PendingReadFailsWithTimeoutAndTheSocketStaysUsable) {
+    run([&]() -> net::awaitable<void> {
+        char byte;
+        stream->expires_after(50ms);
+        auto [ec, n] = co_await stream->async_read_some(net::buffer(&byte, 1), use_tuple);
+        EXPECT_EQ(ec, boost::beast::error::timeout);
+        EXPECT_EQ(n, 0u);
+        EXPECT_TRUE(stream->socket().is_open());
+        // With a new deadline the same socket still carries an answer (a 408, say).
+        stream->expires_after(10s);
+        std::string answer = "late";
+        auto [wec, wn] = co_await net::async_write(*stream, net::buffer(answer), use_tuple);
+        EXPECT_FALSE(wec);
+        char got[4];
+        auto [rec, rn] = co_await net::async_read(peer, net::buffer(got), use_tuple);
+        EXPECT_FALSE(rec);
+        EXPECT_EQ(std::string(got, rn), "late");
+    });
+}
+
+TEST_F(pair_fixture, DeadlineMovedLaterWhileReadIsPendingDoesNotFireAtTheOldOne) {
+    run([&]() -> net::awaitable<void> {
+        char byte = 0;
+        stream->expires_after(100ms);
+        // Runs once the read below is pending: the deadline moves on before the first one, and
+        // the byte comes after the first one has passed.
+        net::post(ioc, [&] { stream->expires_after(10s); });
+        net::co_spawn(
+            ioc,
+            [&]() -> net::awaitable<void> {
+                co_await after(300ms);
+                co_await net::async_write(peer, net::buffer("x", 1), use_tuple);
+            },
+            net::detached);
+        auto [ec, n] = co_await stream->async_read_some(net::buffer(&byte, 1), use_tuple);
+        EXPECT_FALSE(ec) << ec.message();
+        EXPECT_EQ(n, 1u);
+        EXPECT_EQ(byte, 'x');
+    });
+}
+
+TEST_F(pair_fixture, DeadlineMovedEarlierWhileReadIsPendingFiresAtTheNewOne) {
+    run([&]() -> net::awaitable<void> {
+        char byte;
+        stream->expires_after(1h);
+        net::post(ioc, [&] { stream->expires_after(20ms); });  // once the read is pending
+        auto [ec, n] = co_await stream->async_read_some(net::buffer(&byte, 1), use_tuple);
+        EXPECT_EQ(ec, boost::beast::error::timeout);
+    });
+}
+
+TEST_F(pair_fixture, OperationStartedAfterTheDeadlinePassedFailsAtOnce) {
+    run([&]() -> net::awaitable<void> {
+        char byte;
+        stream->expires_at(std::chrono::steady_clock::now() - 1ms);
+        auto [ec, n] = co_await stream->async_read_some(net::buffer(&byte, 1), use_tuple);
+        EXPECT_EQ(ec, boost::beast::error::timeout);
+    });
+}
+
+TEST_F(pair_fixture, DeadlinePassingWithNothingPendingHarmsNoLaterOperation) {
+    run([&]() -> net::awaitable<void> {
+        char byte = 0;
+        // A read arms the timer for 20 ms, completes at once, and nothing is pending when the
+        // deadline passes (a connection between requests, waiting for an admission slot).
+        stream->expires_after(20ms);
+        co_await net::async_write(peer, net::buffer("a", 1), use_tuple);
+        auto [ec1, n1] = co_await stream->async_read_some(net::buffer(&byte, 1), use_tuple);
+        EXPECT_FALSE(ec1);
+        co_await after(60ms);
+        EXPECT_TRUE(stream->socket().is_open());
+        stream->expires_after(10s);
+        co_await net::async_write(peer, net::buffer("b", 1), use_tuple);
+        auto [ec2, n2] = co_await stream->async_read_some(net::buffer(&byte, 1), use_tuple);
+        EXPECT_FALSE(ec2) << ec2.message();
+        EXPECT_EQ(byte, 'b');
+    });
+}
+
+TEST_F(pair_fixture, PerOperationCancellationReachesTheSocket) {
+    // `||` cancels the losing read through its cancellation slot: the associator forwards it.
+    run([&]() -> net::awaitable<void> {
+        char byte;
+        stream->expires_never();
+        auto start = std::chrono::steady_clock::now();
+        auto raced =
+            co_await (stream->async_read_some(net::buffer(&byte, 1), use_tuple) || after(20ms));
+        EXPECT_EQ(raced.index(), 1u);
+        EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+        // The cancelled read left nothing behind: the next one gets the next byte.
+        co_await net::async_write(peer, net::buffer("z", 1), use_tuple);
+        auto [ec, n] = co_await stream->async_read_some(net::buffer(&byte, 1), use_tuple);
+        EXPECT_FALSE(ec);
+        EXPECT_EQ(byte, 'z');
+    });
+}
+
+TEST_F(pair_fixture, DestroyedWithAReadPendingCompletesItAborted) {
+    std::optional<boost::system::error_code> result;
+    char byte;
+    stream->expires_after(10s);
+    stream->async_read_some(net::buffer(&byte, 1),
+                            [&](boost::system::error_code ec, std::size_t) { result = ec; });
+    stream.reset();  // the completion and the timer's wait outlive the stream (ASan checks)
+    ioc.run();
+    ASSERT_TRUE(result.has_value());
+    EXPECT_EQ(*result, net::error::operation_aborted);
+}
+
+TEST(deadline_stream, ConnectFailsWithTimeoutAtTheDeadline) {
+    // A listener whose backlog is full leaves further SYNs unanswered: the connect hangs until
+    // the deadline, which must close the socket rather than try the next endpoint.
+    net::io_context ioc;
+    tcp::acceptor acceptor(ioc);
+    acceptor.open(tcp::v4());
+    acceptor.bind(tcp::endpoint(net::ip::address_v4::loopback(), 0));
+    acceptor.listen(0);
+    std::vector<tcp::socket> fillers;
+    std::optional<boost::system::error_code> result;
+    deadline_stream stream(ioc.get_executor());
+    // Fill the backlog (Linux queues backlog + 1 connections), then connect once more.
+    for (int i = 0; i < 4; ++i) {
+        fillers.emplace_back(ioc);
+        fillers.back().open(tcp::v4());
+        fillers.back().non_blocking(true);
+        // ::connect, not socket::connect: Asio's synchronous connect waits for the handshake.
+        auto ep = acceptor.local_endpoint();
+        (void)::connect(fillers.back().native_handle(), ep.data(), ep.size());
+    }
+    std::vector<tcp::endpoint> targets{acceptor.local_endpoint()};
+    stream.expires_after(200ms);
+    stream.async_connect(targets,
+                         [&](boost::system::error_code ec, const tcp::endpoint&) { result = ec; });
+    ioc.run_for(20s);
+    ASSERT_TRUE(result.has_value());
+    EXPECT_EQ(*result, boost::beast::error::timeout) << result->message();
+    EXPECT_FALSE(stream.socket().is_open());
+}
+
+}  // namespace
+}  // namespace sluice
