@@ -804,6 +804,20 @@ class loader {
     /// be a secret.
     static std::string raw(const field& f) { return quoted(f.node.Scalar()); }
 
+    /// Fails `f`, whose substituted text `value` a parser rejected with `why`. Parsers quote
+    /// what they reject; when `value` came through `${env:…}` or `${file:…}` it may be a
+    /// secret, so the message then names the value as written and what it should have been,
+    /// never its text or a part of it.
+    void fail_value(const field& f, const std::string& value, std::string why,
+                    std::string_view expected) {
+        if (value == f.node.Scalar()) {
+            fail(f, std::move(why));
+        } else {
+            fail(f, "the substituted value of " + raw(f) + " is not " + std::string(expected) +
+                        " (its text is not shown)");
+        }
+    }
+
     bool read_string(const field& f, std::string& out) {
         auto value = text(f, "a string");
         if (!value)
@@ -1233,7 +1247,7 @@ class loader {
         std::string why;
         auto parsed = parse_endpoint(*value, why);
         if (!parsed) {
-            fail(f, why);
+            fail_value(f, *value, std::move(why), "an IP:port address");
             return false;
         }
         out = std::move(*parsed);
@@ -1274,11 +1288,11 @@ class loader {
                     fail(v, "must match [a-z0-9_.-]+, got " + raw(v));
                 } else if (name == "passthrough" || name == "unrouted") {
                     // These label values have a fixed meaning in the metrics (DESIGN §6).
-                    fail(v, quoted(name) + " is reserved");
+                    fail(v, raw(v) + " is reserved");
                 } else {
                     for (const auto& other : out) {
                         if (other.name == name) {
-                            fail(v, "duplicate upstream name " + quoted(name) + " (first at line " +
+                            fail(v, "duplicate upstream name " + raw(v) + " (first at line " +
                                         std::to_string(other.pos.line) + ")");
                             return;
                         }
@@ -1295,7 +1309,7 @@ class loader {
                     if (auto pattern = parse_host_pattern(*value, why)) {
                         hosts.emplace_back(std::move(*pattern), entry);
                     } else {
-                        fail(entry, why);
+                        fail_value(entry, *value, std::move(why), "a host name or pattern");
                     }
                 });
                 if ((v.node.IsNull() || (v.node.IsSequence() && v.node.size() == 0))) {
@@ -1310,7 +1324,7 @@ class loader {
                 if (auto parsed = parse_origin(*value, why)) {
                     u.origin = std::move(*parsed);
                 } else {
-                    fail(v, why);
+                    fail_value(v, *value, std::move(why), "an http:// or https:// origin");
                 }
             } else if (key == "set_headers") {
                 parse_set_headers(v, u.set_headers);
@@ -1328,7 +1342,10 @@ class loader {
         missing(has_origin, "origin");
 
         const std::string label = u.name.empty() ? item_path("upstreams", index) : quoted(u.name);
-        for (auto& [pattern, entry] : hosts) {
+        for (auto& host : hosts) {
+            // Not a structured binding: clang 14 (the fuzz build) cannot capture one.
+            auto& pattern = host.first;
+            auto& entry = host.second;
             const auto claimed =
                 std::find_if(claims.begin(), claims.end(),
                              [&](const host_claim& c) { return c.pattern == pattern; });
@@ -1503,7 +1520,7 @@ class loader {
             if (auto parsed = parse_cidr(*value, why)) {
                 cidrs.push_back(std::move(*parsed));
             } else {
-                fail(item, why);
+                fail_value(item, *value, std::move(why), "a CIDR such as 10.0.0.0/8");
                 ok = false;
             }
         });

@@ -540,6 +540,42 @@ TEST(Substitution, SubstitutedTextIsNotScannedAgain) {
     EXPECT_EQ(c.upstreams.at(0).set_headers.at(0).second, "${env:HOME}");
 }
 
+TEST(Substitution, RejectedSubstitutedValueIsNamedAsWrittenNeverShown) {
+    // Every value parser quotes what it rejects (shared case: a fuzzer found the CIDR parser
+    // quoting a secret read with ${file:}). Whatever the parser, the text and every part of it
+    // stay out of the message; the value as written and what it should be are given instead.
+    const std::string secret = "10.0Tok3nSecret";
+    const scoped_env env("SLUICE_TEST_SECRET", secret.c_str());
+    const std::vector<std::string> errors = errors_of(
+        "listen: ${env:SLUICE_TEST_SECRET}:3128\n"
+        "allow_cidrs: [\"${env:SLUICE_TEST_SECRET}/8\"]\n"
+        "upstreams:\n"
+        "  - name: api\n"
+        "    hosts: [\"${env:SLUICE_TEST_SECRET}:99999\"]\n"
+        "    origin: https://${env:SLUICE_TEST_SECRET}:0\n");
+    EXPECT_THAT(errors,
+                ElementsAre("test.yaml:1:9: listen: the substituted value of "
+                            "'${env:SLUICE_TEST_SECRET}:3128' is not an IP:port address (its "
+                            "text is not shown)",
+                            "test.yaml:2:15: allow_cidrs[0]: the substituted value of "
+                            "'${env:SLUICE_TEST_SECRET}/8' is not a CIDR such as 10.0.0.0/8 (its "
+                            "text is not shown)",
+                            "test.yaml:5:13: upstreams[0].hosts[0]: the substituted value of "
+                            "'${env:SLUICE_TEST_SECRET}:99999' is not a host name or pattern "
+                            "(its text is not shown)",
+                            "test.yaml:6:13: upstreams[0].origin: the substituted value of "
+                            "'https://${env:SLUICE_TEST_SECRET}:0' is not an http:// or https:// "
+                            "origin (its text is not shown)"));
+    for (const auto& e : errors)
+        EXPECT_EQ(e.find("Tok3n"), std::string::npos) << e;
+}
+
+TEST(Substitution, ValueWithoutSubstitutionIsStillQuotedInItsError) {
+    EXPECT_THAT(errors_of("allow_cidrs: [\"10.0.0.300/8\"]\n"),
+                ElementsAre("test.yaml:1:15: allow_cidrs[0]: invalid IP address '10.0.0.300' "
+                            "(expected e.g. 10.0.0.0/8 or fd00::/8)"));
+}
+
 TEST(Substitution, KeysAreNotSubstituted) {
     const scoped_env name("SLUICE_TEST_KEY", "via");
     EXPECT_THAT(errors_of("${env:SLUICE_TEST_KEY}: false\n"),
