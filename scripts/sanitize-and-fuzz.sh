@@ -5,7 +5,8 @@
 # failure or fuzzer crash; a fuzzer's crashing input is kept in BUILD_FUZZ/fuzz-run/<target>/.
 #
 # Usage: scripts/sanitize-and-fuzz.sh [asan] [fuzz]        (both when none is named)
-# Environment: FUZZ_SECONDS (60) per target, FUZZ_JOBS (2) targets at once,
+# Environment: FUZZ_SECONDS (60) per target, FUZZ_SEED (1: the same inputs on every run, so a
+#              CI result can be reproduced; 0 lets libFuzzer pick), FUZZ_JOBS (2) targets at once,
 #              BUILD_ASAN (build-asan), BUILD_FUZZ (build-fuzz), CXX_FUZZ (clang++).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ build_asan="${BUILD_ASAN:-build-asan}"
 build_fuzz="${BUILD_FUZZ:-build-fuzz}"
 fuzz_seconds="${FUZZ_SECONDS:-60}"
 fuzz_jobs="${FUZZ_JOBS:-2}"
+fuzz_seed="${FUZZ_SEED:-1}"
 stages=("$@")
 if [ ${#stages[@]} -eq 0 ]; then stages=(asan fuzz); fi
 
@@ -61,7 +63,7 @@ fuzz_one() {
     cp -r "tests/fuzz/corpus/$name" "$run/corpus"
     # -timeout: an input that takes 10 s is a hang and fails the run like a crash.
     timeout $((fuzz_seconds + 300)) "$build_fuzz/tests/fuzz/fuzz_$name" \
-        -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -max_total_time="$fuzz_seconds" -seed="$fuzz_seed" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -dict="tests/fuzz/$name.dict" -artifact_prefix="$run/artifacts/" \
         "$run/corpus" "$@" >"$run/log" 2>&1 && echo 0 >"$run/status" || echo $? >"$run/status"
 }
