@@ -113,6 +113,21 @@ class deadline_stream {
             token, s_, buffers);
     }
 
+    /// Waits until the socket is readable or writable (`wait_read`, `wait_write`), under the
+    /// deadline: what a TLS stream that drives OpenSSL on the socket waits with. Completion:
+    /// void(error_code).
+    template <class Token>
+    auto async_wait(socket_type::wait_type what, Token&& token) {
+        return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+            [](auto handler, std::shared_ptr<state> s, socket_type::wait_type w) {
+                s->start();
+                auto& sock = s->socket;
+                sock.async_wait(w, detail::deadline_io_done<decltype(handler)>{std::move(s),
+                                                                               std::move(handler)});
+            },
+            token, s_, what);
+    }
+
     /// Connects to the first endpoint of `endpoints` that accepts (boost::asio::async_connect).
     /// Completion: void(error_code, tcp::endpoint); timeout closes the socket.
     template <class EndpointSequence, class Token>

@@ -44,7 +44,7 @@ void connection::close() noexcept {
 bool connection::idle_looks_alive() {
     if (buffer_.size() != 0)
         return false;
-    if (tls_ && SSL_pending(tls_->native_handle()) > 0)
+    if (tls_ && SSL_has_pending(tls_->native_handle()) == 1)
         return false;
     auto& sock = lowest().socket();
     if (!sock.is_open())

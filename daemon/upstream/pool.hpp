@@ -16,13 +16,13 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "admin/metrics.hpp"
 #include "core/deadline_stream.hpp"
 #include "core/proxy_error.hpp"
 #include "upstream/destination.hpp"
 #include "upstream/router.hpp"
+#include "upstream/tls_stream.hpp"
 
 typedef struct ssl_session_st SSL_SESSION;
 
@@ -31,7 +31,6 @@ namespace sluice::upstream {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 using steady_clock = std::chrono::steady_clock;
-using tls_stream = beast::ssl_stream<deadline_stream>;
 
 /// One TCP (or TLS over TCP) connection to an origin, with its read buffer. Owned by a request
 /// while in use, by its pool while idle.

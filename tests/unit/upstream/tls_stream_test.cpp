@@ -1,0 +1,209 @@
+// tls_stream against Asio's own TLS server stream on loopback, with the test PKI: the
+// handshake and its verification, data both ways, the ways a connection ends, the deadline.
+#include "upstream/tls_stream.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+
+#include "support/test_ca.hpp"
+
+namespace sluice::upstream {
+namespace {
+
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using net::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+struct tls_pair : ::testing::Test {
+    net::io_context ioc;
+    ssl::context server_ctx{ssl::context::tls_server};
+    ssl::context client_ctx{ssl::context::tls_client};
+    std::optional<ssl::stream<tcp::socket>> server;
+    std::optional<tls_stream> client;
+
+    // A connected pair, no handshake yet; the server presents `leaf`, the client verifies
+    // against the test root and checks the name `host`.
+    void connect(const test::leaf_cert& leaf, const std::string& host = "localhost") {
+        server_ctx.use_certificate_chain_file(leaf.cert_chain_file.string());
+        server_ctx.use_private_key_file(leaf.key_file.string(), ssl::context::pem);
+        client_ctx.load_verify_file(test::test_ca::instance().root_ca_file().string());
+        client_ctx.set_verify_mode(ssl::verify_peer);
+        tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+        tcp::socket s(ioc);
+        s.connect(acceptor.local_endpoint());
+        server.emplace(acceptor.accept(), server_ctx);
+        client.emplace(deadline_stream(std::move(s)), client_ctx);
+        SSL_set_tlsext_host_name(client->native_handle(), host.c_str());
+        X509_VERIFY_PARAM_set1_host(SSL_get0_param(client->native_handle()), host.c_str(), 0);
+    }
+
+    // Runs both sides to their ends.
+    template <class C, class S>
+    void run(C client_side, S server_side) {
+        int done = 0;
+        auto rethrow = [](std::exception_ptr e) {
+            if (e)
+                std::rethrow_exception(e);
+        };
+        net::co_spawn(
+            ioc,
+            [&]() -> net::awaitable<void> {
+                co_await client_side();
+                ++done;
+            },
+            rethrow);
+        net::co_spawn(
+            ioc,
+            [&]() -> net::awaitable<void> {
+                co_await server_side();
+                ++done;
+            },
+            rethrow);
+        ioc.run_for(20s);
+        EXPECT_EQ(done, 2);
+    }
+
+    net::awaitable<void> server_handshake() {
+        auto [ec] = co_await server->async_handshake(ssl::stream_base::server, use_tuple);
+        EXPECT_FALSE(ec) << ec.message();
+    }
+    net::awaitable<void> client_handshake() {
+        auto [ec] = co_await client->async_handshake(ssl::stream_base::client, use_tuple);
+        EXPECT_FALSE(ec) << ec.message();
+    }
+};
+
+TEST_F(tls_pair, VerifiedHandshakeThenDataBothWaysIncludingAWriteThatFillsTheSocket) {
+    connect(test::test_ca::instance().api_leaf());
+    const std::string big(4 * 1024 * 1024, 'b');  // far more than a socket buffer holds
+    run(
+        [&]() -> net::awaitable<void> {
+            co_await client_handshake();
+            EXPECT_EQ(SSL_get_verify_result(client->native_handle()), X509_V_OK);
+            // Several buffers: one record, bytes in order.
+            std::array<net::const_buffer, 3> parts{net::buffer("GET ", 4), net::buffer("/ ", 2),
+                                                   net::buffer("HTTP/1.1\r\n", 10)};
+            auto [wec, wn] = co_await net::async_write(*client, parts, use_tuple);
+            EXPECT_FALSE(wec) << wec.message();
+            EXPECT_EQ(wn, 16u);
+            auto [bec, bn] = co_await net::async_write(*client, net::buffer(big), use_tuple);
+            EXPECT_FALSE(bec) << bec.message();
+            EXPECT_EQ(bn, big.size());
+            std::string answer(5, '\0');
+            auto [rec, rn] = co_await net::async_read(*client, net::buffer(answer), use_tuple);
+            EXPECT_FALSE(rec) << rec.message();
+            EXPECT_EQ(answer, "hello");
+        },
+        [&]() -> net::awaitable<void> {
+            co_await server_handshake();
+            std::string head(16, '\0');
+            auto [ec, n] = co_await net::async_read(*server, net::buffer(head), use_tuple);
+            EXPECT_FALSE(ec);
+            EXPECT_EQ(head, "GET / HTTP/1.1\r\n");
+            std::string body(big.size(), '\0');
+            auto [bec, bn] = co_await net::async_read(*server, net::buffer(body), use_tuple);
+            EXPECT_FALSE(bec);
+            EXPECT_TRUE(body == big);
+            co_await net::async_write(*server, net::buffer("hello", 5), use_tuple);
+        });
+}
+
+TEST_F(tls_pair, BytesAlreadyDecryptedAreReadWithoutWaitingOnTheSocket) {
+    connect(test::test_ca::instance().api_leaf());
+    run(
+        [&]() -> net::awaitable<void> {
+            co_await client_handshake();
+            std::string got;
+            char piece[3];
+            while (got.size() < 12) {  // a read smaller than the record that came
+                auto [ec, n] =
+                    co_await client->async_read_some(net::buffer(piece, sizeof piece), use_tuple);
+                EXPECT_FALSE(ec) << ec.message();
+                if (ec)
+                    break;
+                got.append(piece, n);
+            }
+            EXPECT_EQ(got, "abcdefghijkl");
+        },
+        [&]() -> net::awaitable<void> {
+            co_await server_handshake();
+            co_await net::async_write(*server, net::buffer("abcdefghijkl", 12), use_tuple);
+        });
+}
+
+TEST_F(tls_pair, CloseNotifyIsEndOfStream) {
+    connect(test::test_ca::instance().api_leaf());
+    run(
+        [&]() -> net::awaitable<void> {
+            co_await client_handshake();
+            char byte;
+            auto [ec, n] = co_await client->async_read_some(net::buffer(&byte, 1), use_tuple);
+            EXPECT_EQ(ec, net::error::eof) << ec.message();
+            client->next_layer().close();  // the server's shutdown waits for our answer
+        },
+        [&]() -> net::awaitable<void> {
+            co_await server_handshake();
+            co_await server->async_shutdown(use_tuple);
+        });
+}
+
+TEST_F(tls_pair, ConnectionClosedWithoutCloseNotifyIsTruncation) {
+    connect(test::test_ca::instance().api_leaf());
+    run(
+        [&]() -> net::awaitable<void> {
+            co_await client_handshake();
+            char byte;
+            auto [ec, n] = co_await client->async_read_some(net::buffer(&byte, 1), use_tuple);
+            EXPECT_EQ(ec, ssl::error::stream_truncated) << ec.message();
+        },
+        [&]() -> net::awaitable<void> {
+            co_await server_handshake();
+            server->next_layer().close();
+        });
+}
+
+TEST_F(tls_pair, SilentPeerHitsTheDeadline) {
+    connect(test::test_ca::instance().api_leaf());
+    run(
+        [&]() -> net::awaitable<void> {
+            co_await client_handshake();
+            client->next_layer().expires_after(50ms);
+            char byte;
+            auto [ec, n] = co_await client->async_read_some(net::buffer(&byte, 1), use_tuple);
+            EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
+            server->next_layer().close();
+        },
+        [&]() -> net::awaitable<void> { co_await server_handshake(); });
+}
+
+TEST_F(tls_pair, CertificateForAnotherHostFailsTheHandshakeWithAnSslError) {
+    connect(test::test_ca::instance().wrong_host_leaf());
+    run(
+        [&]() -> net::awaitable<void> {
+            auto [ec] = co_await client->async_handshake(ssl::stream_base::client, use_tuple);
+            EXPECT_EQ(ec.category(), net::error::get_ssl_category()) << ec.message();
+            EXPECT_EQ(SSL_get_verify_result(client->native_handle()), X509_V_ERR_HOSTNAME_MISMATCH);
+            client->next_layer().close();
+        },
+        [&]() -> net::awaitable<void> {
+            auto [ec] = co_await server->async_handshake(ssl::stream_base::server, use_tuple);
+            EXPECT_TRUE(ec);  // the client aborted it
+        });
+}
+
+}  // namespace
+}  // namespace sluice::upstream
