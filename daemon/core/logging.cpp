@@ -1,10 +1,13 @@
 // spdlog setup and access-log formatting.
 #include "core/logging.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <ctime>
 #include <functional>
 #include <iterator>
+#include <utility>
 
 #include <fmt/compile.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -146,15 +149,23 @@ void access(const access_entry& e) {
         emit(boost::json::serialize(o));
         return;
     }
+    // Seconds with six decimals, printed from whole microseconds: the same text as {:.6f},
+    // without fmt's fixed-precision floating-point path (a third of the line's cost).
+    const auto micros = [](double seconds) {
+        const auto us = static_cast<std::uint64_t>(std::max(seconds, 0.0) * 1e6 + 0.5);
+        return std::pair{us / 1000000, us % 1000000};
+    };
+    const auto [duration_s, duration_us] = micros(e.duration_seconds);
+    const auto [queue_s, queue_us] = micros(e.queue_wait_seconds);
     // One buffer per thread, reused: formatting a line allocates nothing.
     thread_local fmt::memory_buffer line;
     line.clear();
     fmt::format_to(std::back_inserter(line),
                    FMT_COMPILE("{}Z access client={} upstream={} method={} host={} path={} "
-                               "status={} bytes_in={} bytes_out={} duration_s={:.6f} attempts={} "
-                               "queue_wait_s={:.6f} breaker={}{}{}"),
+                               "status={} bytes_in={} bytes_out={} duration_s={}.{:06} "
+                               "attempts={} queue_wait_s={}.{:06} breaker={}{}{}"),
                    timestamp(now), e.client, e.upstream, e.method, e.host, e.path, e.status,
-                   e.bytes_in, e.bytes_out, e.duration_seconds, e.attempts, e.queue_wait_seconds,
+                   e.bytes_in, e.bytes_out, duration_s, duration_us, e.attempts, queue_s, queue_us,
                    e.breaker.empty() ? std::string_view("-") : e.breaker,
                    // Never a null view: fmt copies it with memcpy, and memcpy(…, nullptr, 0)
                    // is undefined behaviour (UBSan's nonnull-attribute check stops on it).

@@ -65,6 +65,21 @@ void expect_stamp(const captured& c, std::string_view stamp) {
         << stamp << " vs " << c.stamp_before << ".." << c.stamp_after;
 }
 
+TEST(AccessLog, SecondsArePrintedAsPrintfWouldWithSixDecimals) {
+    // The line prints seconds from whole microseconds; the text must be {:.6f}'s.
+    configure(log_config(config::log_format::text));
+    for (double s : {0.0, 0.0000004, 0.0000006, 0.000001, 0.0123456789, 1.9999996, 59.25,
+                     3600.000001, 86400.5}) {
+        access_entry e = sample();
+        e.duration_seconds = s;
+        e.queue_wait_seconds = s / 3;
+        auto c = capture([&] { access(e); });
+        EXPECT_NE(c.text.find(fmt::format(" duration_s={:.6f} ", s)), std::string::npos) << c.text;
+        EXPECT_NE(c.text.find(fmt::format(" queue_wait_s={:.6f} ", s / 3)), std::string::npos)
+            << c.text;
+    }
+}
+
 TEST(AccessLog, TextLineCarriesEveryFieldInOrder) {
     configure(log_config(config::log_format::text));
     auto c = capture([] { access(sample()); });
