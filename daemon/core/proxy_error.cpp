@@ -54,6 +54,8 @@ std::string_view type_name(proxy_errc e) noexcept {
             return "connection_terminated";
         case proxy_errc::connection_read_timeout:
             return "connection_read_timeout";
+        case proxy_errc::connection_write_timeout:
+            return "connection_write_timeout";
         case proxy_errc::tls_protocol_error:
             return "tls_protocol_error";
         case proxy_errc::tls_certificate_error:
@@ -84,6 +86,7 @@ unsigned default_status(proxy_errc e) noexcept {
         case proxy_errc::destination_ip_prohibited:
             return 403;
         case proxy_errc::connection_read_timeout:
+        case proxy_errc::connection_write_timeout:
             return 504;
         case proxy_errc::proxy_internal_response:
             return 429;

@@ -19,6 +19,7 @@ enum class proxy_errc {
     connection_timeout,                 ///< TCP connect or TLS handshake timed out (502)
     connection_terminated,              ///< closed or reset before a full response head (502)
     connection_read_timeout,            ///< attempt or total timeout waiting on the upstream (504)
+    connection_write_timeout,           ///< the upstream stopped taking the request (504)
     tls_protocol_error,                 ///< TLS handshake failed, not for the certificate (502)
     tls_certificate_error,              ///< peer certificate did not verify (502)
     http_protocol_error,                ///< malformed upstream response (502)

@@ -92,6 +92,7 @@ std::optional<policy::attempt_outcome> retry_outcome(proxy_errc e) {
         case proxy_errc::tls_protocol_error:
             return policy::attempt_outcome::tls_error;
         case proxy_errc::connection_read_timeout:
+        case proxy_errc::connection_write_timeout:
             return policy::attempt_outcome::timeout;
         case proxy_errc::connection_terminated:
             return policy::attempt_outcome::reset_before_head;
@@ -113,6 +114,7 @@ admin::attempt_outcome attempt_label(proxy_errc e) {
         case proxy_errc::tls_protocol_error:
             return admin::attempt_outcome::tls_error;
         case proxy_errc::connection_read_timeout:
+        case proxy_errc::connection_write_timeout:
             return admin::attempt_outcome::timeout;
         default:
             return admin::attempt_outcome::reset;
@@ -960,9 +962,13 @@ class session {
             }
         }
         // timeouts.request runs from the end of the request: a slow upload is not a slow
-        // upstream.
-        deadline =
-            std::min(steady_clock::now() + x.upstream->policy.timeouts.request, x.total_deadline);
+        // upstream. An upstream that stopped taking the request (the write timed out) gets no
+        // new wait: only an answer it has already sent (an early 413, say) is read.
+        const bool write_timed_out = is_timeout(wec);
+        deadline = write_timed_out
+                       ? steady_clock::now()
+                       : std::min(steady_clock::now() + x.upstream->policy.timeouts.request,
+                                  x.total_deadline);
         // On a write error still read: the upstream may have answered early (e.g. 413) and
         // closed; its response is worth more than our error.
         bool interim_seen = false;  // a 1xx arrived: no longer "nothing of a response"
@@ -976,6 +982,11 @@ class session {
                 co_await read_head_bytes(up, conn.buffer(), *rp, cfg_.limits.max_header_bytes);
             if (ec) {
                 bool nothing = !interim_seen && !rp->got_some() && conn.buffer().size() == 0;
+                if (is_timeout(ec) && write_timed_out && nothing) {
+                    co_return attempt_failure{
+                        proxy_errc::connection_write_timeout,
+                        "the upstream stopped reading the request for timeouts.request", false};
+                }
                 if (is_timeout(ec)) {
                     co_return attempt_failure{proxy_errc::connection_read_timeout,
                                               "no response head within timeouts.request", false};

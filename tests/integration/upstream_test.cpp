@@ -479,6 +479,62 @@ TEST(UpstreamErrors, AttemptTimeoutIs504) {
     EXPECT_EQ(up.request_count(), 1u);
 }
 
+/// A listener on 127.0.0.1 that never accepts, with a tiny receive buffer: the kernel completes
+/// connections into its backlog, takes a few KiB of data for each, and then the sender stalls.
+/// An upstream that has stopped reading the request.
+class deaf_listener {
+  public:
+    deaf_listener() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        const int small = 4096;  // inherited by the connections it completes
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::listen(fd_, 16) != 0) {
+            throw std::runtime_error("deaf_listener");
+        }
+        socklen_t len = sizeof addr;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+    }
+    ~deaf_listener() { ::close(fd_); }
+    deaf_listener(const deaf_listener&) = delete;
+    deaf_listener& operator=(const deaf_listener&) = delete;
+    std::uint16_t port() const { return port_; }
+
+  private:
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+};
+
+TEST(UpstreamErrors, UpstreamThatStopsReadingTheRequestIsAWriteTimeout) {
+    // RFC 9209 §2.3.10 connection_write_timeout, not a read timeout: the request never got
+    // there. The body is buffered whole (under retry.buffer_limit), then written at once.
+    deaf_listener deaf;
+    auto c = quiet_config();
+    auto& u = add_upstream(c, "api", "api.example.test", "http", "127.0.0.1", deaf.port());
+    u.policy.timeouts.request = 300ms;
+    u.policy.retry.buffer_limit = 16 * 1024 * 1024;
+    c.limits.max_request_body = 16 * 1024 * 1024;
+    running_proxy p(std::move(c));
+    const std::string body(12 * 1024 * 1024, 'b');  // far more than the path to it buffers
+    raw_client client(p.port());
+    const auto start = steady::now();
+    client.send(
+        "POST http://api.example.test/upload HTTP/1.1\r\nHost: api.example.test\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body);
+    auto r = client.read_response();
+    const auto elapsed = steady::now() - start;
+    expect_local_error(r, 504, "connection_write_timeout");
+    EXPECT_NE(r.header("Proxy-Status").find("stopped reading the request"), std::string::npos)
+        << r.raw;
+    EXPECT_GE(elapsed, 250ms);
+    EXPECT_LT(elapsed, 5s);  // one timeout, not a write timeout and then a read timeout
+}
+
 TEST(UpstreamErrors, ResetOnAFreshConnectionIsConnectionTerminated) {
     scripted_upstream up({.tls = true}, [](const received_request&) { return reset_connection(); });
     auto c = quiet_config();
