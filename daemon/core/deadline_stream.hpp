@@ -92,10 +92,8 @@ class deadline_stream {
     auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
         return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
             [](auto handler, std::shared_ptr<state> s, const MutableBufferSequence& b) {
-                s->start();
                 auto& sock = s->socket;
-                sock.async_read_some(b, detail::deadline_io_done<decltype(handler)>{
-                                            std::move(s), std::move(handler)});
+                sock.async_read_some(b, timed(std::move(s), std::move(handler)));
             },
             token, s_, buffers);
     }
@@ -105,10 +103,8 @@ class deadline_stream {
     auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
         return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
             [](auto handler, std::shared_ptr<state> s, const ConstBufferSequence& b) {
-                s->start();
                 auto& sock = s->socket;
-                sock.async_write_some(b, detail::deadline_io_done<decltype(handler)>{
-                                             std::move(s), std::move(handler)});
+                sock.async_write_some(b, timed(std::move(s), std::move(handler)));
             },
             token, s_, buffers);
     }
@@ -120,10 +116,8 @@ class deadline_stream {
     auto async_wait(socket_type::wait_type what, Token&& token) {
         return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
             [](auto handler, std::shared_ptr<state> s, socket_type::wait_type w) {
-                s->start();
                 auto& sock = s->socket;
-                sock.async_wait(w, detail::deadline_io_done<decltype(handler)>{std::move(s),
-                                                                               std::move(handler)});
+                sock.async_wait(w, timed(std::move(s), std::move(handler)));
             },
             token, s_, what);
     }
@@ -136,11 +130,8 @@ class deadline_stream {
                                                        boost::asio::ip::tcp::endpoint)>(
             [](auto handler, std::shared_ptr<state> s, const EndpointSequence& e) {
                 s->connecting = true;
-                s->start();
                 auto& sock = s->socket;
-                boost::asio::async_connect(
-                    sock, e,
-                    detail::deadline_io_done<decltype(handler)>{std::move(s), std::move(handler)});
+                boost::asio::async_connect(sock, e, timed(std::move(s), std::move(handler)));
             },
             token, s_, endpoints);
     }
@@ -181,6 +172,13 @@ class deadline_stream {
     };
 
   private:
+    /// Starts an operation under the deadline and returns `handler` wrapped to finish it.
+    template <class Handler>
+    static detail::deadline_io_done<Handler> timed(std::shared_ptr<state> s, Handler handler) {
+        s->start();
+        return {std::move(s), std::move(handler)};
+    }
+
     std::shared_ptr<state> s_;
 };
 

@@ -2,8 +2,10 @@
 // connection's deadline_stream (the hot path; BENCHMARKS.md, "Profile").
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <type_traits>
 

@@ -81,45 +81,59 @@ std::uint16_t closed_port() {
     return port;
 }
 
-/// A listener on 127.0.0.1 with `listen(fd, 0)` that never accepts, its accept queue filled by
-/// a few non-blocking connects: further SYNs are dropped, so connecting to it times out.
-class black_hole_listener {
+/// A listener on 127.0.0.1 that never accepts. The kernel still completes up to `backlog` + 1
+/// connections into its queue; `rcvbuf` (bytes; 0: the default) is the receive buffer they
+/// inherit, i.e. how much of a request each takes before its sender stalls.
+class silent_listener {
   public:
-    black_hole_listener() {
+    explicit silent_listener(int backlog, int rcvbuf = 0) {
         fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
         if (fd_ < 0)
             throw std::runtime_error("socket");
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        addr.sin_port = 0;
-        if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-            ::listen(fd_, 0) != 0) {
+        if (rcvbuf > 0)
+            ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        addr_.sin_family = AF_INET;
+        addr_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr_.sin_port = 0;
+        if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr_), sizeof addr_) != 0 ||
+            ::listen(fd_, backlog) != 0) {
+            ::close(fd_);
             throw std::runtime_error("bind/listen");
         }
-        socklen_t len = sizeof addr;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
+        socklen_t len = sizeof addr_;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr_), &len);
+    }
+    ~silent_listener() { ::close(fd_); }
+    silent_listener(const silent_listener&) = delete;
+    silent_listener& operator=(const silent_listener&) = delete;
+    std::uint16_t port() const { return ntohs(addr_.sin_port); }
+
+  protected:
+    sockaddr_in addr_{};
+
+  private:
+    int fd_ = -1;
+};
+
+/// A silent listener with `listen(fd, 0)`, its accept queue filled by a few non-blocking
+/// connects: further SYNs are dropped, so connecting to it times out.
+class black_hole_listener : public silent_listener {
+  public:
+    black_hole_listener() : silent_listener(0) {
         for (int i = 0; i < 3; ++i) {
             int s = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
             if (s < 0)
                 throw std::runtime_error("socket");
-            ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr);  // EINPROGRESS
+            ::connect(s, reinterpret_cast<sockaddr*>(&addr_), sizeof addr_);  // EINPROGRESS
             fillers_.push_back(s);
         }
     }
     ~black_hole_listener() {
         for (int s : fillers_)
             ::close(s);
-        ::close(fd_);
     }
-    black_hole_listener(const black_hole_listener&) = delete;
-    black_hole_listener& operator=(const black_hole_listener&) = delete;
-    std::uint16_t port() const { return port_; }
 
   private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
     std::vector<int> fillers_;
 };
 
@@ -479,40 +493,12 @@ TEST(UpstreamErrors, AttemptTimeoutIs504) {
     EXPECT_EQ(up.request_count(), 1u);
 }
 
-/// A listener on 127.0.0.1 that never accepts, with a tiny receive buffer: the kernel completes
-/// connections into its backlog, takes a few KiB of data for each, and then the sender stalls.
-/// An upstream that has stopped reading the request.
-class deaf_listener {
-  public:
-    deaf_listener() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        const int small = 4096;  // inherited by the connections it completes
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-            ::listen(fd_, 16) != 0) {
-            throw std::runtime_error("deaf_listener");
-        }
-        socklen_t len = sizeof addr;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
-    }
-    ~deaf_listener() { ::close(fd_); }
-    deaf_listener(const deaf_listener&) = delete;
-    deaf_listener& operator=(const deaf_listener&) = delete;
-    std::uint16_t port() const { return port_; }
-
-  private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-};
-
 TEST(UpstreamErrors, UpstreamThatStopsReadingTheRequestIsAWriteTimeout) {
     // RFC 9209 §2.3.10 connection_write_timeout, not a read timeout: the request never got
     // there. The body is buffered whole (under retry.buffer_limit), then written at once.
-    deaf_listener deaf;
+    // Never accepts; each connection takes 4 KiB of the request, then the sender stalls: an
+    // upstream that has stopped reading.
+    silent_listener deaf(16, 4096);
     auto c = quiet_config();
     auto& u = add_upstream(c, "api", "api.example.test", "http", "127.0.0.1", deaf.port());
     u.policy.timeouts.request = 300ms;
