@@ -247,13 +247,17 @@ class session {
         const auto head_deadline =
             first_request_ ? accepted_at_ + header_timeout : x.start + header_timeout;
         first_request_ = false;
-        auto [ec, n] = co_await read_head(head, head_deadline);
+        // A head cut by the deadline fails with beast::error::timeout and leaves the socket
+        // open, so that a 408 can still be sent (deadline_stream cancels, it does not close).
+        client_.expires_at(head_deadline);
+        auto [ec, n] =
+            co_await read_head_bytes(client_, buffer_, head, cfg_.limits.max_header_bytes);
         if (ec) {
             if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
                 ec == net::error::eof || ec == net::error::connection_reset)
                 co_return false;
             // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
-            local_response bad = read_error_response(ec);
+            local_response bad = read_error_response(ec, n);
             co_await respond(x, bad);
             co_return false;
         }
@@ -273,7 +277,14 @@ class session {
         bool expects_continue = false;
         auto rejected = admit_request(x, head, body_pending, expects_continue);
         if (!rejected || !rejected->close) {
-            auto refused = co_await admit_client(req);
+            // Only proxy_auth needs a coroutine (its check may run off-thread).
+            std::optional<local_response> refused;
+            if (!client_allowed_) {
+                refused = local_response{proxy_errc::http_request_denied,
+                                         "client address not in client_cidrs", 403, true};
+            } else if (rt_->auth) {
+                refused = co_await authenticate_client(req);
+            }
             if (refused) {
                 x.upstream = nullptr;  // refused before routing: upstream="unrouted"
                 rejected = std::move(refused);
@@ -289,9 +300,16 @@ class session {
 
         // The first attempt is admitted before the body is read, so that Expect: 100-continue
         // is answered only for a request that will go (DESIGN §3.1).
-        auto admitted =
-            co_await upstream::admit(*x.upstream->state, client_.socket(), x.total_deadline,
-                                     *x.upstream->metrics, worker_.draining);
+        // Admitted without a coroutine unless the bucket queues the request.
+        upstream::queued_admission queued;
+        auto admitted_now = upstream::try_admit(*x.upstream->state, client_.get_executor(),
+                                                *x.upstream->metrics, queued);
+        upstream::admission_result admitted = admitted_now.value_or(upstream::admission_result{});
+        if (!admitted_now) {
+            admitted = co_await upstream::wait_admission(*x.upstream->state, client_.socket(),
+                                                         queued, x.total_deadline,
+                                                         *x.upstream->metrics, worker_.draining);
+        }
         note_admission(x, admitted);
         if (admitted.what != upstream::admission_result::kind::go) {
             if (admitted.what == upstream::admission_result::kind::client_gone)
@@ -346,24 +364,6 @@ class session {
         co_return keep&& x.client_keep_alive;
     }
 
-    // Reads a request head that must be complete by `deadline`. A head cut by the deadline
-    // fails with beast::error::timeout and leaves the socket open, so that a 408 can still be
-    // sent (deadline_stream cancels, it does not close).
-    net::awaitable<std::tuple<beast::error_code, std::size_t>> read_head(
-        bhttp::request_parser<bhttp::empty_body>& head, steady_clock::time_point deadline) {
-        client_.expires_at(deadline);
-        auto [ec, n] =
-            co_await read_head_bytes(client_, buffer_, head, cfg_.limits.max_header_bytes);
-        // Not even the request line ended within max_header_bytes: it is the target that is
-        // too long (RFC 9112 §3: 414), not the header section (431).
-        request_line_too_long_ =
-            ec == bhttp::error::header_limit && n == 0 &&
-            std::string_view(static_cast<const char*>(buffer_.data().data()),
-                             std::min<std::uint64_t>(buffer_.size(), cfg_.limits.max_header_bytes))
-                    .find('\n') == std::string_view::npos;
-        co_return std::tuple{ec, n};
-    }
-
     // Reads from `stream` into `buffer` until `parser` has parsed a whole message head, then
     // consumes it; returns the head's size. Two things Beast does not do are done here:
     // `max_bytes` bounds the whole head (Beast's header_limit counts from where each put()
@@ -414,6 +414,17 @@ class session {
         }
     }
 
+    // Whether a head that hit header_limit after `head_bytes` consumed bytes did so in its
+    // request line: Beast consumed nothing, and no line end lies within max_header_bytes.
+    bool request_line_too_long(std::size_t head_bytes) const {
+        if (head_bytes != 0)
+            return false;
+        const std::string_view unparsed(
+            static_cast<const char*>(buffer_.data().data()),
+            std::min<std::uint64_t>(buffer_.size(), cfg_.limits.max_header_bytes));
+        return unparsed.find('\n') == std::string_view::npos;
+    }
+
     // Whether the unparsed request line in buffer_ names HTTP/2 or later ("HTTP/2.0"): a
     // well-formed request of a version we do not speak (RFC 9110 §15.6.6: 505), which Beast
     // reports as bad_version like any garbage.
@@ -438,12 +449,14 @@ class session {
     }
 
     // The response for a request head Beast could not read.
-    local_response read_error_response(const beast::error_code& ec) const {
+    local_response read_error_response(const beast::error_code& ec, std::size_t head_bytes) const {
         if (is_timeout(ec)) {
             return {proxy_errc::http_request_error, "request head not received in time", 408, true};
         }
         if (ec == bhttp::error::header_limit) {
-            if (request_line_too_long_)
+            // Not even the request line ended within max_header_bytes: it is the target that
+            // is too long (RFC 9112 §3: 414), not the header section (431).
+            if (request_line_too_long(head_bytes))
                 return {proxy_errc::http_request_error, "request line too long", 414, true};
             return {proxy_errc::http_request_error, "request header section too large", 431, true};
         }
@@ -463,17 +476,11 @@ class session {
         return {proxy_errc::http_request_error, "malformed request: " + ec.message(), 400, true};
     }
 
-    // Whether this client may use the proxy: its address in client_cidrs, and, when
-    // proxy_auth is configured, valid Proxy-Authorization credentials (RFC 9110 §11.7). Runs
-    // once the head is known to be well-framed, so that what is refused is still answered.
-    net::awaitable<std::optional<local_response>> admit_client(
+    // Whether this client's Proxy-Authorization credentials are valid (RFC 9110 §11.7), when
+    // proxy_auth is configured; client_cidrs is checked before. Runs once the head is known to
+    // be well-framed, so that what is refused is still answered.
+    net::awaitable<std::optional<local_response>> authenticate_client(
         const bhttp::request<bhttp::empty_body>& req) {
-        if (!client_allowed_) {
-            co_return local_response{proxy_errc::http_request_denied,
-                                     "client address not in client_cidrs", 403, true};
-        }
-        if (!rt_->auth)
-            co_return std::nullopt;
         auto credentials = req.find(bhttp::field::proxy_authorization);
         if (credentials != req.end()) {
             std::string value(credentials->value());
@@ -700,7 +707,10 @@ class session {
             auto attempt_deadline =
                 std::min(steady_clock::now() + u.policy.timeouts.request, x.total_deadline);
             const auto attempt_start = steady_clock::now();
-            auto acquired = co_await pool->acquire(u, fresh_only, attempt_deadline);
+            // An idle pooled connection is taken without a coroutine.
+            upstream::acquire_result acquired{pool->take_idle(u, fresh_only), std::nullopt};
+            if (!acquired.conn)
+                acquired = co_await pool->acquire(u, fresh_only, attempt_deadline);
             ++x.attempts;
             std::optional<attempt_failure> failure;
             std::unique_ptr<upstream::connection> conn;
@@ -795,8 +805,16 @@ class session {
             }
             if (!co_await wait_backoff(verdict.delay))
                 co_return false;
-            auto admitted = co_await upstream::admit(*u.state, client_.socket(), x.total_deadline,
-                                                     *u.metrics, worker_.draining);
+            upstream::queued_admission queued;
+            auto admitted_now =
+                upstream::try_admit(*u.state, client_.get_executor(), *u.metrics, queued);
+            upstream::admission_result admitted =
+                admitted_now.value_or(upstream::admission_result{});
+            if (!admitted_now) {
+                admitted = co_await upstream::wait_admission(*u.state, client_.socket(), queued,
+                                                             x.total_deadline, *u.metrics,
+                                                             worker_.draining);
+            }
             note_admission(x, admitted);
             if (admitted.what != upstream::admission_result::kind::go) {
                 if (admitted.what == upstream::admission_result::kind::client_gone) {
@@ -1329,7 +1347,6 @@ class session {
     beast::flat_buffer buffer_;
     const steady_clock::time_point accepted_at_ = steady_clock::now();
     bool first_request_ = true;
-    bool request_line_too_long_ = false;  // read_head_bytes: header_limit hit in the request line
     std::shared_ptr<const runtime> rt_;
     const config::config& cfg_;
     worker_state& worker_;

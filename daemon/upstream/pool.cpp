@@ -97,23 +97,31 @@ connect_error classify_connect(const beast::error_code& ec) {
 
 }  // namespace
 
+std::unique_ptr<connection> pool::take_idle(const upstream_bundle& b, bool fresh) {
+    if (fresh)
+        return nullptr;
+    const auto max_age = b.policy.pool.max_connection_age;
+    while (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        auto now = steady_clock::now();
+        if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive()) {
+            report();
+            return c;
+        }
+        c->close();
+        --open_;
+        report();
+    }
+    return nullptr;
+}
+
 net::awaitable<acquire_result> pool::acquire(const upstream_bundle& b, bool fresh,
                                              steady_clock::time_point deadline) {
     auto self = shared_from_this();  // the pool outlives every coroutine in it
-    const auto max_age = b.policy.pool.max_connection_age;
     for (;;) {
-        while (!fresh && !idle_.empty()) {
-            auto c = std::move(idle_.back());
-            idle_.pop_back();
-            auto now = steady_clock::now();
-            if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive()) {
-                report();
-                co_return acquire_result{std::move(c), std::nullopt};
-            }
-            c->close();
-            --open_;
-            report();
-        }
+        if (auto c = take_idle(b, fresh))
+            co_return acquire_result{std::move(c), std::nullopt};
         if (open_ < b.policy.pool.max_connections) {
             ++open_;
             report();
@@ -263,8 +271,11 @@ void pool::release(std::unique_ptr<connection> c, bool reusable, const upstream_
         c->idle_deadline = now + idle_for;
     }
     if (c->tls()) {
-        // Keep the newest resumable session (TLS 1.3 tickets arrive after the handshake).
-        SSL_SESSION* s = SSL_get1_session(c->tls()->native_handle());
+        // Keep the newest resumable session (TLS 1.3 tickets arrive after the handshake). The
+        // pointer is compared first: a connection that brings back the session already kept
+        // (every release but the first few) costs no reference count.
+        SSL* ssl = c->tls()->native_handle();
+        SSL_SESSION* s = SSL_get0_session(ssl) == session_ ? nullptr : SSL_get1_session(ssl);
         if (s && SSL_SESSION_is_resumable(s)) {
             if (session_)
                 SSL_SESSION_free(session_);

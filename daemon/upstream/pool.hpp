@@ -112,6 +112,12 @@ class pool : public std::enable_shared_from_this<pool> {
     net::awaitable<acquire_result> acquire(const upstream_bundle& b, bool fresh,
                                            steady_clock::time_point deadline);
 
+    /// acquire()'s first step, without a coroutine: the most recently used idle connection that
+    /// is still young, within its idle deadline and looks alive (closing the stale ones on the
+    /// way), or null when there is none (or `fresh`). The request path calls it first and
+    /// awaits acquire() only when it returns null: a busy pool costs no coroutine frame.
+    std::unique_ptr<connection> take_idle(const upstream_bundle& b, bool fresh);
+
     /// Gives `c` back. Kept idle when `reusable` and young enough, until
     /// min(`idle_timeout`, the upstream's `Keep-Alive: timeout` less a safety margin);
     /// closed otherwise. Wakes one waiter either way.

@@ -75,84 +75,14 @@ void count_transition(admin::upstream_metrics& metrics,
         metrics.circuit_transitions[static_cast<std::size_t>(*transition)]->Increment();
 }
 
-net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket& client,
-                                       steady_clock::time_point deadline,
-                                       admin::upstream_metrics& metrics,
-                                       const std::atomic<bool>* draining) {
+namespace {
+
+// The end of every admission that got its token: the wait is observed, then the breaker asked.
+admission_result ask_breaker(upstream_state& st, admin::upstream_metrics& metrics,
+                             std::chrono::nanoseconds waited) {
     admission_result out;
-    policy::admission a;
-    std::shared_ptr<net::steady_timer> timer;  // only a request that waits needs one
-    {
-        std::lock_guard lock(st.mutex);
-        a = st.queue.admit();
-        if (a.queued()) {
-            timer = std::make_shared<net::steady_timer>(client.get_executor());
-            // Another thread that gives up its place moves this waiter earlier: it cancels the
-            // wait (on this waiter's own executor), and the loop below re-reads ready_at.
-            std::weak_ptr<net::steady_timer> weak = timer;
-            st.wakers.emplace(a.id, [weak, ex = client.get_executor()] {
-                net::post(ex, [weak] {
-                    if (auto t = weak.lock())
-                        t->cancel();
-                });
-            });
-        }
-    }
-    if (a.rejected()) {
-        out.what = admission_result::kind::rate_limited;
-        out.retry_after = a.retry_after;
-        out.queue_full = a.verdict == policy::admission_verdict::rejected_queue_full;
-        (out.queue_full ? metrics.rejected_queue_full : metrics.rejected_wait_too_long)
-            ->Increment();
-        co_return out;
-    }
-    if (a.queued()) {
-        const auto queued_at = steady_clock::now();
-        bool watch_client = true;
-        for (;;) {
-            std::optional<steady_clock::time_point> ready;
-            {
-                std::lock_guard lock(st.mutex);
-                ready = st.queue.ready_at(a.id);
-                if (!ready || *ready <= steady_clock::now()) {
-                    if (st.queue.leave(a.id)) {
-                        st.wakers.erase(a.id);
-                        break;
-                    }
-                    ready = st.queue.ready_at(a.id);
-                }
-            }
-            if (!ready)
-                break;
-            if (draining && draining->load()) {
-                give_up(st, a.id);
-                out.what = admission_result::kind::draining;
-                co_return out;
-            }
-            if (*ready > deadline) {
-                give_up(st, a.id);
-                out.what = admission_result::kind::deadline;
-                co_return out;
-            }
-            timer->expires_at(*ready);
-            if (watch_client) {
-                auto r = co_await (timer->async_wait(use_tuple) ||
-                                   client.async_wait(net::socket_base::wait_read, use_tuple));
-                if (r.index() == 1) {
-                    if (client_closed(client)) {
-                        give_up(st, a.id);
-                        out.what = admission_result::kind::client_gone;
-                        co_return out;
-                    }
-                    watch_client = false;  // pipelined bytes: readable until we read them
-                }
-            } else {
-                co_await timer->async_wait(use_tuple);
-            }
-        }
-        out.waited = steady_clock::now() - queued_at;
-    }
-    metrics.ratelimit_wait->Observe(std::chrono::duration<double>(out.waited).count());
+    out.waited = waited;
+    metrics.ratelimit_wait->Observe(std::chrono::duration<double>(waited).count());
     {
         std::lock_guard lock(st.mutex);
         out.permit = st.breaker.try_acquire();
@@ -163,7 +93,109 @@ net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket&
         out.what = admission_result::kind::circuit_open;
         out.retry_after = out.permit.retry_after;
     }
-    co_return out;
+    return out;
+}
+
+}  // namespace
+
+std::optional<admission_result> try_admit(upstream_state& st, const net::any_io_executor& ex,
+                                          admin::upstream_metrics& metrics,
+                                          queued_admission& queued) {
+    policy::admission a;
+    {
+        std::lock_guard lock(st.mutex);
+        a = st.queue.admit();
+        if (a.queued()) {
+            queued.place = a;
+            queued.timer = std::make_shared<net::steady_timer>(ex);
+            // Another thread that gives up its place moves this waiter earlier: it cancels the
+            // wait (on this waiter's own executor), and wait_admission() re-reads ready_at.
+            std::weak_ptr<net::steady_timer> weak = queued.timer;
+            st.wakers.emplace(a.id, [weak, ex] {
+                net::post(ex, [weak] {
+                    if (auto t = weak.lock())
+                        t->cancel();
+                });
+            });
+            return std::nullopt;
+        }
+    }
+    if (a.rejected()) {
+        admission_result out;
+        out.what = admission_result::kind::rate_limited;
+        out.retry_after = a.retry_after;
+        out.queue_full = a.verdict == policy::admission_verdict::rejected_queue_full;
+        (out.queue_full ? metrics.rejected_queue_full : metrics.rejected_wait_too_long)
+            ->Increment();
+        return out;
+    }
+    return ask_breaker(st, metrics, std::chrono::nanoseconds{0});
+}
+
+net::awaitable<admission_result> wait_admission(upstream_state& st, net::ip::tcp::socket& client,
+                                                queued_admission& queued,
+                                                steady_clock::time_point deadline,
+                                                admin::upstream_metrics& metrics,
+                                                const std::atomic<bool>* draining) {
+    const auto id = queued.place.id;
+    auto& timer = *queued.timer;
+    const auto queued_at = steady_clock::now();
+    bool watch_client = true;
+    for (;;) {
+        std::optional<steady_clock::time_point> ready;
+        {
+            std::lock_guard lock(st.mutex);
+            ready = st.queue.ready_at(id);
+            if (!ready || *ready <= steady_clock::now()) {
+                if (st.queue.leave(id)) {
+                    st.wakers.erase(id);
+                    break;
+                }
+                ready = st.queue.ready_at(id);
+            }
+        }
+        if (!ready)
+            break;
+        if (draining && draining->load()) {
+            give_up(st, id);
+            admission_result out;
+            out.what = admission_result::kind::draining;
+            co_return out;
+        }
+        if (*ready > deadline) {
+            give_up(st, id);
+            admission_result out;
+            out.what = admission_result::kind::deadline;
+            co_return out;
+        }
+        timer.expires_at(*ready);
+        if (watch_client) {
+            auto r = co_await (timer.async_wait(use_tuple) ||
+                               client.async_wait(net::socket_base::wait_read, use_tuple));
+            if (r.index() == 1) {
+                if (client_closed(client)) {
+                    give_up(st, id);
+                    admission_result out;
+                    out.what = admission_result::kind::client_gone;
+                    co_return out;
+                }
+                watch_client = false;  // pipelined bytes: readable until we read them
+            }
+        } else {
+            co_await timer.async_wait(use_tuple);
+        }
+    }
+    co_return ask_breaker(st, metrics, steady_clock::now() - queued_at);
+}
+
+net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket& client,
+                                       steady_clock::time_point deadline,
+                                       admin::upstream_metrics& metrics,
+                                       const std::atomic<bool>* draining) {
+    queued_admission queued;
+    if (auto now = try_admit(st, client.get_executor(), metrics, queued))
+        co_return *now;
+    co_return co_await wait_admission(st, client, queued, deadline, metrics, draining);
 }
 
 }  // namespace sluice::upstream

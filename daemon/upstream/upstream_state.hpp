@@ -7,10 +7,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "admin/metrics.hpp"
 #include "config/config.hpp"
@@ -85,6 +87,28 @@ boost::asio::awaitable<admission_result> admit(upstream_state& state,
                                                std::chrono::steady_clock::time_point deadline,
                                                admin::upstream_metrics& metrics,
                                                const std::atomic<bool>* draining = nullptr);
+
+/// A request the token bucket queued: its place, and the timer that wakes it (try_admit()).
+struct queued_admission {
+    policy::admission place;
+    std::shared_ptr<boost::asio::steady_timer> timer;
+};
+
+/// admit() in two steps, so that the common case costs no coroutine. try_admit() takes a token
+/// at once (then asks the breaker) or refuses at once, and returns the result; or it queues the
+/// request, fills `queued` and returns nothing, and wait_admission() must then be awaited with
+/// the same `queued` to wait for the token and finish. The rules and the counting are admit()'s.
+std::optional<admission_result> try_admit(upstream_state& state,
+                                          const boost::asio::any_io_executor& executor,
+                                          admin::upstream_metrics& metrics,
+                                          queued_admission& queued);
+
+/// The second step of admit() for a request try_admit() queued (see admit() for `client`,
+/// `deadline` and `draining`).
+boost::asio::awaitable<admission_result> wait_admission(
+    upstream_state& state, boost::asio::ip::tcp::socket& client, queued_admission& queued,
+    std::chrono::steady_clock::time_point deadline, admin::upstream_metrics& metrics,
+    const std::atomic<bool>* draining = nullptr);
 
 /// Counts a breaker transition (the value a circuit_breaker call returned) on `metrics`.
 void count_transition(admin::upstream_metrics& metrics,
