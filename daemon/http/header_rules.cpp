@@ -109,9 +109,9 @@ bool connection_lists(const bhttp::fields& f, std::string_view token) {
 }
 
 void strip_hop_by_hop(bhttp::fields& f) {
-    // Fields named by Connection first, read from the Connection values in place (no copies:
-    // this runs on every request and response). Connection itself is left to the pass below:
-    // erasing it here would free the value being read.
+    // Fields named by Connection first, read from the Connection values in place (no copies).
+    // Connection itself is left to the pass below: erasing it here would free the value being
+    // read.
     for (auto it = f.find(bhttp::field::connection);
          it != f.end() && it->name() == bhttp::field::connection; ++it) {
         for_each_list_element(it->value(), [&](std::string_view name) {
@@ -122,20 +122,26 @@ void strip_hop_by_hop(bhttp::fields& f) {
     // One pass over the fields, comparing known names as enums (a lookup by name per
     // hop-by-hop field would walk the field index eight times).
     for (auto it = f.begin(); it != f.end();) {
-        switch (it->name()) {
-            case bhttp::field::connection:
-            case bhttp::field::keep_alive:
-            case bhttp::field::proxy_connection:
-            case bhttp::field::proxy_authorization:
-            case bhttp::field::te:
-            case bhttp::field::trailer:
-            case bhttp::field::transfer_encoding:
-            case bhttp::field::upgrade:
-                it = f.erase(it);
-                break;
-            default:
-                ++it;
-        }
+        if (is_hop_by_hop(it->name()))
+            it = f.erase(it);
+        else
+            ++it;
+    }
+}
+
+bool is_hop_by_hop(bhttp::field name) noexcept {
+    switch (name) {
+        case bhttp::field::connection:
+        case bhttp::field::keep_alive:
+        case bhttp::field::proxy_connection:
+        case bhttp::field::proxy_authorization:
+        case bhttp::field::te:
+        case bhttp::field::trailer:
+        case bhttp::field::transfer_encoding:
+        case bhttp::field::upgrade:
+            return true;
+        default:
+            return false;
     }
 }
 

@@ -35,6 +35,10 @@ std::optional<framing_error> check_request_framing(const bhttp::fields& f, unsig
 /// `Transfer-Encoding`, `Upgrade`. Framing is set again by the caller.
 void strip_hop_by_hop(bhttp::fields& f);
 
+/// True for the fields RFC 9110 §7.6.1 makes hop-by-hop whatever `Connection` says (the list
+/// of strip_hop_by_hop(), Connection itself included).
+bool is_hop_by_hop(bhttp::field name) noexcept;
+
 /// True when a `Connection` field of `f` lists `token` (case-insensitive).
 bool connection_lists(const bhttp::fields& f, std::string_view token);
 

@@ -1,6 +1,12 @@
 // Serializing message heads by hand: the fields are already valid (Beast parsed or set them).
 #include "http/message_head.hpp"
 
+#include <charconv>
+
+#include <boost/beast/core/string.hpp>
+
+#include "http/header_rules.hpp"
+
 namespace sluice::http {
 
 namespace {
@@ -12,14 +18,85 @@ void append_version(std::string& out, unsigned version) {
     out += static_cast<char>('0' + version % 10);
 }
 
-void append_fields(std::string& out, const bhttp::fields& f) {
-    for (const auto& field : f) {
-        out += field.name_string();
-        out += ": ";
-        out += field.value();
-        out += "\r\n";
-    }
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out += name;
+    out += ": ";
+    out += value;
     out += "\r\n";
+}
+
+void append_fields(std::string& out, const bhttp::fields& f) {
+    for (const auto& field : f)
+        append_field(out, field.name_string(), field.value());
+    out += "\r\n";
+}
+
+void append_status_line(std::string& out, unsigned version, const bhttp::response_header<>& h) {
+    append_version(out, version);
+    const unsigned code = h.result_int();
+    const char digits[] = {' ', static_cast<char>('0' + code / 100 % 10),
+                           static_cast<char>('0' + code / 10 % 10),
+                           static_cast<char>('0' + code % 10), ' '};
+    out.append(digits, sizeof digits);
+    out += h.reason();
+    out += "\r\n";
+}
+
+// The Connection fields of a message, found once: whether one lists a field name (each of
+// those is hop-by-hop too).
+class connection_options {
+  public:
+    explicit connection_options(const bhttp::fields& f)
+        : first_(f.find(bhttp::field::connection)), end_(f.end()) {}
+
+    bool lists(std::string_view name) const {
+        for (auto it = first_; it != end_ && it->name() == bhttp::field::connection; ++it) {
+            bool found = false;
+            for_each_list_element(it->value(), [&](std::string_view token) {
+                found = found || boost::beast::iequals(token, name);
+            });
+            if (found)
+                return true;
+        }
+        return false;
+    }
+
+  private:
+    bhttp::fields::const_iterator first_, end_;
+};
+
+// Appends the fields of `f` a proxy forwards, skipping those `skip(field)` names too; gathers
+// the Via values into `via` (", "-joined) instead of writing them when `join_via` is set.
+template <class Skip>
+void append_forwarded_fields(std::string& out, const bhttp::fields& f, bool join_via,
+                             std::string& via, Skip&& skip) {
+    const connection_options listed(f);
+    for (const auto& field : f) {
+        const auto name = field.name();
+        if (is_hop_by_hop(name) || skip(field))
+            continue;
+        if (listed.lists(field.name_string()))
+            continue;
+        if (join_via && name == bhttp::field::via) {
+            via += field.value();
+            via += ", ";
+            continue;
+        }
+        append_field(out, field.name_string(), field.value());
+    }
+}
+
+void append_via_line(std::string& out, std::string& via, unsigned version,
+                     std::string_view pseudonym) {
+    via += version == 10 ? "1.0 " : "1.1 ";
+    via += pseudonym;
+    append_field(out, "Via", via);
+}
+
+void append_content_length(std::string& out, std::uint64_t n) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+    append_field(out, "Content-Length", std::string_view(digits, end - digits));
 }
 
 }  // namespace
@@ -35,15 +112,67 @@ void append_head(std::string& out, const bhttp::request_header<>& h) {
 }
 
 void append_head(std::string& out, const bhttp::response_header<>& h) {
-    append_version(out, h.version());
-    const unsigned code = h.result_int();
-    const char digits[] = {' ', static_cast<char>('0' + code / 100 % 10),
-                           static_cast<char>('0' + code / 10 % 10),
-                           static_cast<char>('0' + code % 10), ' '};
-    out.append(digits, sizeof digits);
-    out += h.reason();
-    out += "\r\n";
+    append_status_line(out, h.version(), h);
     append_fields(out, h);
+}
+
+void append_upstream_request_head(std::string& out, const bhttp::request_header<>& req,
+                                  const upstream_request_edits& e) {
+    out += req.method_string();
+    out += ' ';
+    out += e.target;
+    out += " HTTP/1.1\r\n";
+    const bool add_via = !e.via_pseudonym.empty();
+    std::string via;
+    append_forwarded_fields(out, req, add_via, via, [&](const auto& field) {
+        switch (field.name()) {
+            case bhttp::field::host:
+            case bhttp::field::expect:
+            case bhttp::field::content_length:
+                return true;
+            default:
+                break;
+        }
+        if (e.set_headers) {
+            for (const auto& [name, value] : *e.set_headers) {
+                if (boost::beast::iequals(field.name_string(), name))
+                    return true;
+            }
+        }
+        return false;
+    });
+    append_field(out, "Host", e.host);
+    if (add_via)
+        append_via_line(out, via, e.client_version, e.via_pseudonym);
+    if (e.set_headers) {
+        for (const auto& [name, value] : *e.set_headers)
+            append_field(out, name, value);
+    }
+    if (e.content_length)
+        append_content_length(out, *e.content_length);
+    else if (e.chunked)
+        append_field(out, "Transfer-Encoding", "chunked");
+    out += "\r\n";
+}
+
+void append_client_response_head(std::string& out, const bhttp::response_header<>& res,
+                                 const client_response_edits& e) {
+    using length_field = client_response_edits::length_field;
+    append_status_line(out, 11, res);
+    const bool add_via = !e.via_pseudonym.empty();
+    std::string via;
+    append_forwarded_fields(out, res, add_via, via, [&](const auto& field) {
+        return e.length != length_field::keep && field.name() == bhttp::field::content_length;
+    });
+    if (add_via)
+        append_via_line(out, via, e.upstream_version, e.via_pseudonym);
+    if (e.length == length_field::set)
+        append_content_length(out, e.content_length);
+    if (e.chunked)
+        append_field(out, "Transfer-Encoding", "chunked");
+    if (!e.connection.empty())
+        append_field(out, "Connection", e.connection);
+    out += "\r\n";
 }
 
 }  // namespace sluice::http

@@ -325,7 +325,6 @@ class session {
             co_return false;  // a tunnel ends its connection
         }
 
-        bhttp::request<bhttp::string_body> out = make_upstream_request(x, head.get());
         request_body body;
         body.chunked = head.chunked();
         if (auto cl = head.content_length())
@@ -348,18 +347,30 @@ class session {
                 co_return false;
             }
         }
+        // The request as it goes upstream, in wire_: the head, then a complete body. Every
+        // attempt sends these bytes again.
+        std::optional<std::uint64_t> length_out;
+        bool chunked_out = false;
         if (body.complete) {
-            out.body() = std::move(body.buffered);
-            if (!out.body().empty() || body.length || body.chunked) {
-                out.content_length(out.body().size());
-            }
+            if (!body.buffered.empty() || body.length || body.chunked)
+                length_out = body.buffered.size();
         } else if (body.chunked) {
-            out.chunked(true);
+            chunked_out = true;
         } else {
-            out.content_length(*body.length);
+            length_out = *body.length;
         }
+        const auto& client_head = body_parser.get();  // the fields moved here with the parser
+        wire_.clear();
+        write_upstream_head(x, client_head, length_out, chunked_out);
+        if (body.complete)
+            wire_ += body.buffered;
+        const auto& set_headers = x.upstream->set_headers;
+        const bool idempotency_key =
+            client_head.count("Idempotency-Key") > 0 ||
+            std::any_of(set_headers.begin(), set_headers.end(),
+                        [](const auto& h) { return beast::iequals(h.first, "Idempotency-Key"); });
 
-        bool keep = co_await forward(x, out, body, body_parser, admitted.permit);
+        bool keep = co_await forward(x, idempotency_key, body, body_parser, admitted.permit);
         finish(x, body.bytes_read);
         co_return keep&& x.client_keep_alive;
     }
@@ -561,29 +572,23 @@ class session {
         return std::nullopt;
     }
 
-    // The request as sent upstream: origin-form target, HTTP/1.1, hop-by-hop fields removed,
-    // Host regenerated, Via appended, the upstream's set_headers applied (DESIGN §3.1, §3.7).
-    // The fields are moved out of `req` (nothing reads them after admission), not copied.
-    bhttp::request<bhttp::string_body> make_upstream_request(
-        const exchange& x, bhttp::request<bhttp::empty_body>& req) {
-        bhttp::request<bhttp::string_body> out;
-        // An unknown method's name is kept in the fields, and moves with them.
-        static_cast<bhttp::fields&>(out) = std::move(static_cast<bhttp::fields&>(req));
-        if (req.method() != bhttp::verb::unknown)
-            out.method(req.method());
-        strip_hop_by_hop(out);
-        out.erase(bhttp::field::host);
-        out.erase(bhttp::field::expect);
-        out.erase(bhttp::field::content_length);
-        out.target(x.target.path_and_query);
-        out.version(11);
+    // Appends to wire_ the head of the request as sent upstream: origin-form target, HTTP/1.1,
+    // hop-by-hop fields removed, Host regenerated, Via appended, the upstream's set_headers
+    // applied, the body framed by `length` or chunked (DESIGN §3.1, §3.7).
+    void write_upstream_head(const exchange& x, const bhttp::request_header<>& req,
+                             std::optional<std::uint64_t> length, bool chunked) {
         const auto& u = *x.upstream;
-        out.set(bhttp::field::host, u.dynamic ? x.target.authority() : u.origin.authority());
+        upstream_request_edits e;
+        e.target = x.target.path_and_query;
+        const std::string dynamic_host = u.dynamic ? x.target.authority() : std::string();
+        e.host = u.dynamic ? std::string_view(dynamic_host) : u.origin_authority;
+        e.client_version = x.version;
         if (cfg_.via)
-            append_via(out, x.version, rt_->via_pseudonym);
-        for (const auto& [name, value] : u.set_headers)
-            out.set(name, value);
-        return out;
+            e.via_pseudonym = rt_->via_pseudonym;
+        e.set_headers = &u.set_headers;
+        e.content_length = length;
+        e.chunked = chunked;
+        append_upstream_request_head(wire_, req, e);
     }
 
     // Reads the request body into `body.buffered` until it is complete or exceeds `limit`
@@ -694,14 +699,13 @@ class session {
     // Attempts the request upstream, retrying per the upstream's retry policy, and relays the
     // final response. `permit` is the breaker's answer for the first attempt, already admitted.
     // Returns whether the client connection is still usable.
-    net::awaitable<bool> forward(exchange& x, bhttp::request<bhttp::string_body>& out,
-                                 request_body& body,
+    net::awaitable<bool> forward(exchange& x, bool idempotency_key, request_body& body,
                                  bhttp::request_parser<bhttp::buffer_body>& body_parser,
                                  policy::circuit_permit permit) {
         const auto& u = *x.upstream;
         auto pool = worker_.pools.get(u);
-        policy::retry_decision retry(u.policy.retry, real_random(), x.method,
-                                     out.count("Idempotency-Key") > 0, body.complete);
+        policy::retry_decision retry(u.policy.retry, real_random(), x.method, idempotency_key,
+                                     body.complete);
         bool fresh_only = false;
         for (;;) {
             auto attempt_deadline =
@@ -722,7 +726,7 @@ class session {
                 conn = std::move(acquired.conn);
                 reused = conn->uses > 0;
                 failure = co_await with_stream(*conn, [&](auto& up) {
-                    return send_and_read_head(x, up, *conn, out, body, body_parser, rp,
+                    return send_and_read_head(x, up, *conn, body, body_parser, rp,
                                               attempt_deadline);
                 });
             }
@@ -951,13 +955,12 @@ class session {
         co_return conn.buffer().size() == 0;
     }
 
-    // Writes the request (streaming what is left of the body) and reads the final response
-    // head, relaying informational responses to HTTP/1.1 clients. Returns a failure, or
-    // nothing with `rp` holding the final head.
+    // Writes the request in wire_ (streaming what is left of the body) and reads the final
+    // response head, relaying informational responses to HTTP/1.1 clients. Returns a failure,
+    // or nothing with `rp` holding the final head.
     template <class Stream>
     net::awaitable<std::optional<attempt_failure>> send_and_read_head(
-        exchange& x, Stream& up, upstream::connection& conn,
-        bhttp::request<bhttp::string_body>& out, request_body& body,
+        exchange& x, Stream& up, upstream::connection& conn, request_body& body,
         bhttp::request_parser<bhttp::buffer_body>& body_parser,
         std::optional<bhttp::response_parser<bhttp::buffer_body>>& rp,
         steady_clock::time_point deadline) {
@@ -965,13 +968,10 @@ class session {
         beast::error_code wec;
         if (body.complete) {
             // Head and body in one buffer: one write (one TLS record) for a small request.
-            wire_.clear();
-            append_head(wire_, out);
-            wire_ += out.body();
             auto [ec, n] = co_await net::async_write(up, net::buffer(wire_), use_tuple);
             wec = ec;
         } else {
-            wec = co_await stream_request(up, conn, out, body, body_parser,
+            wec = co_await stream_request(up, conn, body, body_parser,
                                           x.upstream->policy.timeouts.request);
             if (wec == bhttp::error::body_limit || wec == bhttp::error::partial_message) {
                 // The client's side failed; whatever the upstream got is incomplete.
@@ -1076,17 +1076,16 @@ class session {
         }
     }
 
-    // Streams the request head, the buffered prefix and the rest of the body from the client.
+    // Streams the request head (wire_), the buffered prefix and the rest of the body from the
+    // client.
     template <class Stream>
     net::awaitable<beast::error_code> stream_request(
-        Stream& up, upstream::connection& conn, bhttp::request<bhttp::string_body>& out,
-        request_body& body, bhttp::request_parser<bhttp::buffer_body>& body_parser,
-        config::duration io_timeout) {
+        Stream& up, upstream::connection& conn, request_body& body,
+        bhttp::request_parser<bhttp::buffer_body>& body_parser, config::duration io_timeout) {
         // While the body streams, timeouts.request bounds each step (an upload may be slow);
         // the wait for the response head gets it whole once the body is sent.
         conn.lowest().expires_after(io_timeout);
-        bhttp::request_serializer<bhttp::string_body> sr{out};
-        auto [hec, hn] = co_await bhttp::async_write_header(up, sr, use_tuple);
+        auto [hec, hn] = co_await net::async_write(up, net::buffer(wire_), use_tuple);
         if (hec)
             co_return hec;
         auto send = [&](const char* data, std::size_t size) -> net::awaitable<beast::error_code> {
@@ -1158,36 +1157,36 @@ class session {
         const auto length = rp.content_length();
         const unsigned upstream_version = rp.get().version();
 
-        bhttp::response<bhttp::empty_body> res{std::move(rp.get().base())};
-        strip_hop_by_hop(res);
+        using length_field = client_response_edits::length_field;
+        client_response_edits e;
+        e.upstream_version = upstream_version;
         if (cfg_.via)
-            append_via(res, upstream_version, rt_->via_pseudonym);
+            e.via_pseudonym = rt_->via_pseudonym;
         bool chunked_out = false;
         if (status == 204) {
-            res.erase(bhttp::field::content_length);
+            e.length = length_field::remove;
         } else if (!no_body) {
             if (length) {
-                res.content_length(*length);
+                e.length = length_field::set;
+                e.content_length = *length;
             } else {
-                res.erase(bhttp::field::content_length);
+                e.length = length_field::remove;
                 if (x.version == 11) {
-                    res.chunked(true);
-                    chunked_out = true;
+                    e.chunked = chunked_out = true;
                 } else {
                     x.client_keep_alive = false;  // HTTP/1.0: the close delimits the body
                 }
             }
         }
-        res.version(11);
         if (!x.client_keep_alive) {
-            res.set(bhttp::field::connection, "close");
+            e.connection = "close";
         } else if (x.version == 10) {
-            res.set(bhttp::field::connection, "keep-alive");
+            e.connection = "keep-alive";
         }
         x.status = status;
 
         wire_.clear();
-        append_head(wire_, res);
+        append_client_response_head(wire_, rp.get(), e);
         client_.expires_after(cfg_.limits.client_idle_timeout);
         if (length && !no_body && status != 204 && *length <= conn.buffer().size()) {
             // The whole body came with the head (a small response): head and body go to the

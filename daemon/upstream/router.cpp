@@ -39,6 +39,7 @@ std::unique_ptr<router> router::create(const config::config& cfg, std::vector<st
         b->name = u.name;
         b->label = u.name;
         b->origin = u.origin;
+        b->origin_authority = b->origin.authority();
         b->set_headers = u.set_headers;
         b->policy = u.policy;
         if (u.origin.tls()) {
@@ -119,6 +120,7 @@ std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, st
     b->label = "passthrough";
     b->dynamic = true;
     b->origin = o;
+    b->origin_authority = b->origin.authority();
     b->policy = defaults_;
     if (o.tls())
         b->tls = default_tls_;

@@ -25,6 +25,8 @@ struct upstream_bundle {
     std::string label;     ///< metric label: the name, or "passthrough" (bounded cardinality)
     bool dynamic = false;  ///< created for `unknown_hosts: passthrough`
     config::origin origin;
+    /// The Host value of a request sent here: origin.authority(), computed once.
+    std::string origin_authority;
     std::vector<std::pair<std::string, std::string>> set_headers;
     config::policy policy;
     std::shared_ptr<tls_client_context> tls;  ///< set when origin.tls()

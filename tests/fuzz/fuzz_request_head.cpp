@@ -1,8 +1,9 @@
 // libFuzzer target: a client's request head as the daemon reads and judges it. Beast's
 // request_parser<empty_body> reads the head with the daemon's limits, then the header rules of
 // daemon/http/header_rules.cpp run in the order of the session (DESIGN §3.1): version, framing,
-// Via loop, Host, target; then the request that would go upstream is built, written by the
-// daemon's own append_head and read back.
+// Via loop, Host, target; then the request that would go upstream is modelled with Beast's
+// field operations, the daemon's one-pass writer (append_upstream_request_head) must write the
+// same bytes, and those bytes are read back.
 //
 // Input: the raw bytes a client sends (request line, fields, CRLF CRLF; anything after is body),
 // all arrived at once: one put() whose header_limit is the whole head's, as in the session's
@@ -88,10 +89,17 @@ void check_stripped(const bhttp::fields& in, const bhttp::fields& out) {
     }
 }
 
-/// The request as the session sends it upstream (session.cpp, make_upstream_request), without
-/// an upstream's set_headers.
-bhttp::request<bhttp::string_body> upstream_request(const bhttp::request<bhttp::empty_body>& req,
-                                                    const request_target& target) {
+/// An upstream's set_headers, as config validation lets them through (no managed name).
+const std::vector<std::pair<std::string, std::string>> set_headers{
+    {"Authorization", "Bearer t0ken"}, {"x-api-key", "k"}};
+
+/// The model of the request the session sends upstream: Beast's own field operations (strip,
+/// erase, set) applied to the client's head, in the order DESIGN §3.1 gives.
+/// append_upstream_request_head, which writes the same in one pass, must agree with it byte
+/// for byte.
+bhttp::request<bhttp::string_body> upstream_request(
+    const bhttp::request_parser<bhttp::empty_body>& head, const request_target& target) {
+    const auto& req = head.get();
     bhttp::request<bhttp::empty_body> in = req;  // the session moves its fields away
     bhttp::request<bhttp::string_body> out;
     // An unknown method's name is kept in the fields, and moves with them.
@@ -109,7 +117,34 @@ bhttp::request<bhttp::string_body> upstream_request(const bhttp::request<bhttp::
     out.set(bhttp::field::host, target.authority());
     append_via(out, req.version(), pseudonym);
     FUZZ_CHECK(via_contains(out, pseudonym));
+    for (const auto& [name, value] : set_headers)
+        out.set(name, value);
+    if (head.chunked())
+        out.chunked(true);
+    else if (head.content_length())
+        out.content_length(*head.content_length());
     return out;
+}
+
+/// The session's one-pass writer gives the model's bytes.
+void check_one_pass_head(const bhttp::request_parser<bhttp::empty_body>& head,
+                         const request_target& target,
+                         const bhttp::request<bhttp::string_body>& model) {
+    std::string expected;
+    append_head(expected, model);
+    upstream_request_edits e;
+    e.target = target.path_and_query;
+    const std::string host = target.authority();
+    e.host = host;
+    e.client_version = head.get().version();
+    e.via_pseudonym = pseudonym;
+    e.set_headers = &set_headers;
+    if (head.content_length())
+        e.content_length = *head.content_length();
+    e.chunked = head.chunked();
+    std::string written;
+    append_upstream_request_head(written, head.get(), e);
+    FUZZ_CHECK(written == expected);
 }
 
 /// The forwarded head, written by append_head (what the session sends) and read back by Beast,
@@ -126,7 +161,8 @@ void check_written_head(const bhttp::request<bhttp::string_body>& out) {
     FUZZ_CHECK(!ec);
     FUZZ_CHECK(back.is_header_done());
     FUZZ_CHECK(used == wire.size());
-    FUZZ_CHECK(!back.chunked() && !back.content_length());
+    FUZZ_CHECK(back.chunked() == out.chunked());
+    FUZZ_CHECK(back.content_length().has_value() == (out.count(bhttp::field::content_length) > 0));
     const auto& again = back.get();
     FUZZ_CHECK(again.method_string() == out.method_string());
     FUZZ_CHECK(again.target() == out.target());
@@ -192,6 +228,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto* target = std::get_if<request_target>(&parsed);
     if (!target || target->kind == request_target::form::authority)
         return 0;  // 400, or a CONNECT tunnel that forwards no head
-    check_written_head(upstream_request(req, *target));
+    const auto model = upstream_request(head, *target);
+    check_one_pass_head(head, *target, model);
+    check_written_head(model);
     return 0;
 }

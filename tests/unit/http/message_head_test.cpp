@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include "http/header_rules.hpp"
 
 namespace sluice::http {
 namespace {
@@ -62,6 +63,135 @@ TEST(MessageHead, ResponseMatchesBeast) {
     teapot.result(418);
     teapot.version(10);
     EXPECT_EQ(our_head(teapot.base()), beast_head(teapot.base()));
+}
+
+// ---- the relayed heads, written in one pass -------------------------------------------------
+
+const std::vector<std::pair<std::string, std::string>> no_headers;
+
+TEST(UpstreamRequestHead, DropsHopByHopAndManagedFieldsThenAddsOursInOrder) {
+    bhttp::request<bhttp::empty_body> r{bhttp::verb::post, "http://api.test/v1?x=1", 11};
+    r.insert("Host", "api.test");
+    r.insert("Connection", "keep-alive, X-Secret");
+    r.insert("X-Secret", "hop");                   // named by Connection: hop-by-hop
+    r.insert("Proxy-Authorization", "Basic abc");  // ours, never forwarded
+    r.insert("Accept", "*/*");
+    r.insert("Via", "1.0 edge");
+    r.insert("Expect", "100-continue");  // answered by sluice
+    r.insert("Content-Length", "5");
+    r.insert("authorization", "Bearer client");  // replaced by set_headers
+    r.insert("TE", "trailers");
+    r.insert("Via", "1.1 other");
+    const std::vector<std::pair<std::string, std::string>> set{{"Authorization", "Bearer ours"}};
+    upstream_request_edits e;
+    e.target = "/v1?x=1";
+    e.host = "origin.test:8443";
+    e.client_version = 10;
+    e.via_pseudonym = "sluice-1";
+    e.set_headers = &set;
+    e.content_length = 5;
+    std::string out = "kept|";
+    append_upstream_request_head(out, r.base(), e);
+    EXPECT_EQ(out,
+              "kept|POST /v1?x=1 HTTP/1.1\r\nAccept: */*\r\nHost: origin.test:8443\r\n"
+              "Via: 1.0 edge, 1.1 other, 1.0 sluice-1\r\nAuthorization: Bearer ours\r\n"
+              "Content-Length: 5\r\n\r\n");
+}
+
+TEST(UpstreamRequestHead, WithoutViaTheClientsViaPassesAndChunkedFramesTheBody) {
+    bhttp::request<bhttp::empty_body> r;
+    r.method_string("PURGE");  // an unknown method keeps its spelling
+    r.version(11);
+    r.insert("Via", "1.1 edge");
+    r.insert("Transfer-Encoding", "chunked");
+    upstream_request_edits e;
+    e.target = "/";
+    e.host = "h";
+    e.set_headers = &no_headers;
+    e.chunked = true;
+    std::string out;
+    append_upstream_request_head(out, r.base(), e);
+    EXPECT_EQ(out,
+              "PURGE / HTTP/1.1\r\nVia: 1.1 edge\r\nHost: h\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n");
+}
+
+TEST(UpstreamRequestHead, AViaNamedByConnectionIsDroppedBeforeOursIsAdded) {
+    bhttp::request<bhttp::empty_body> r{bhttp::verb::get, "/", 11};
+    r.insert("Connection", "via");
+    r.insert("Via", "1.1 spoofed");
+    upstream_request_edits e;
+    e.target = "/";
+    e.host = "h";
+    e.via_pseudonym = "sluice-1";
+    std::string out;
+    append_upstream_request_head(out, r.base(), e);
+    EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: h\r\nVia: 1.1 sluice-1\r\n\r\n");
+}
+
+// The response as relay_response used to build it with Beast's field operations: the model the
+// one-pass writer must match.
+std::string beast_relayed(bhttp::response_header<> h, const client_response_edits& e) {
+    using length_field = client_response_edits::length_field;
+    strip_hop_by_hop(h);
+    if (!e.via_pseudonym.empty())
+        append_via(h, e.upstream_version, e.via_pseudonym);
+    if (e.length == length_field::remove)
+        h.erase(bhttp::field::content_length);
+    if (e.length == length_field::set)
+        h.set(bhttp::field::content_length, std::to_string(e.content_length));
+    if (e.chunked)
+        h.insert(bhttp::field::transfer_encoding, "chunked");
+    h.version(11);
+    if (!e.connection.empty())
+        h.set(bhttp::field::connection, e.connection);
+    std::string out;
+    append_head(out, h);
+    return out;
+}
+
+TEST(ClientResponseHead, MatchesBeastsFieldOperationsForEveryFraming) {
+    using length_field = client_response_edits::length_field;
+    bhttp::response<bhttp::empty_body> r{bhttp::status::ok, 10};
+    r.reason("Fine");
+    r.insert("Server", "up");
+    r.insert("Content-Length", "12");
+    r.insert("Connection", "close, X-Hop");
+    r.insert("X-Hop", "1");
+    r.insert("Keep-Alive", "timeout=5");
+    r.insert("Via", "1.1 cdn");
+    r.insert("Set-Cookie", "a=1");
+    r.insert("Transfer-Encoding", "chunked");
+    for (auto length : {length_field::keep, length_field::remove, length_field::set}) {
+        for (bool chunked : {false, true}) {
+            for (std::string_view connection : {"", "close", "keep-alive"}) {
+                for (std::string_view via : {"", "sluice-1"}) {
+                    client_response_edits e;
+                    e.upstream_version = 10;
+                    e.via_pseudonym = via;
+                    e.length = length;
+                    e.content_length = 12;
+                    e.chunked = chunked;
+                    e.connection = connection;
+                    std::string out;
+                    append_client_response_head(out, r.base(), e);
+                    EXPECT_EQ(out, beast_relayed(r.base(), e));
+                }
+            }
+        }
+    }
+    client_response_edits e;
+    e.upstream_version = 10;
+    e.via_pseudonym = "sluice-1";
+    e.length = length_field::set;
+    e.content_length = 12;
+    e.connection = "keep-alive";
+    std::string out;
+    append_client_response_head(out, r.base(), e);
+    EXPECT_EQ(out,
+              "HTTP/1.1 200 Fine\r\nServer: up\r\nSet-Cookie: a=1\r\n"
+              "Via: 1.1 cdn, 1.0 sluice-1\r\nContent-Length: 12\r\nConnection: keep-alive\r\n"
+              "\r\n");
 }
 
 }  // namespace
