@@ -326,8 +326,8 @@ void server::drain() {
         for (auto& w : workers_) {
             net::post(w->ioc, [w = w.get()] {
                 w->state.pools.close_idle();
-                for (auto* idle : w->state.idle_clients)
-                    idle->cancel();
+                for (auto& idle : w->state.idle_clients)
+                    idle.stream->cancel();
             });
         }
         auto rt = current();

@@ -224,9 +224,9 @@ class session {
         else
             client_.expires_after(cfg_.limits.client_idle_timeout);
         // Registered while idle, so that drain can close it at once.
-        worker_.idle_clients.insert(&client_);
+        worker_.idle_clients.push_back(idle_entry_);
         auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(idle_read_size), use_tuple);
-        worker_.idle_clients.erase(&client_);
+        idle_entry_.unlink();
         if (ec)
             co_return false;
         buffer_.commit(n);
@@ -1343,6 +1343,7 @@ class session {
     }
 
     deadline_stream client_;
+    idle_client idle_entry_{client_};
     beast::flat_buffer buffer_;
     const steady_clock::time_point accepted_at_ = steady_clock::now();
     bool first_request_ = true;

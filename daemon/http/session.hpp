@@ -4,10 +4,10 @@
 #include <atomic>
 #include <memory>
 #include <string>
-#include <unordered_set>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/intrusive/list.hpp>
 #include "core/deadline_stream.hpp"
 
 #include "admin/metrics.hpp"
@@ -33,13 +33,22 @@ struct runtime {
     std::shared_ptr<basic_authenticator> auth;
 };
 
+/// A client connection waiting for its next request: an entry its session owns and links into
+/// worker_state::idle_clients while it waits (no allocation per request), unlinked when the wait
+/// ends or the session goes.
+struct idle_client
+    : boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+    explicit idle_client(deadline_stream& s) : stream(&s) {}
+    deadline_stream* stream;
+};
+
 /// Per-I/O-thread state a session uses: the thread's upstream pools, and what drain needs.
 struct worker_state {
     upstream::pool_set pools;
     /// The server's draining flag (DESIGN §3.9); never null once the server is built.
     const std::atomic<bool>* draining = nullptr;
     /// Client connections waiting for their next request, cancelled when draining begins.
-    std::unordered_set<deadline_stream*> idle_clients;
+    boost::intrusive::list<idle_client, boost::intrusive::constant_time_size<false>> idle_clients;
 };
 
 /// Serves one accepted client connection until it closes: reads requests (keep-alive,
