@@ -708,9 +708,9 @@ class session {
                                      body.complete);
         bool fresh_only = false;
         for (;;) {
-            auto attempt_deadline =
-                std::min(steady_clock::now() + u.policy.timeouts.request, x.total_deadline);
             const auto attempt_start = steady_clock::now();
+            auto attempt_deadline =
+                std::min(attempt_start + u.policy.timeouts.request, x.total_deadline);
             // An idle pooled connection is taken without a coroutine.
             upstream::acquire_result acquired{pool->take_idle(u, fresh_only), std::nullopt};
             if (!acquired.conn)
@@ -731,8 +731,9 @@ class session {
                 });
             }
 
+            const auto attempt_end = steady_clock::now();
             const double attempt_seconds =
-                std::chrono::duration<double>(steady_clock::now() - attempt_start).count();
+                std::chrono::duration<double>(attempt_end - attempt_start).count();
             u.metrics->attempt(
                 failure ? attempt_label(failure->error) : response_label(rp->get().result_int()),
                 attempt_seconds);
@@ -769,7 +770,7 @@ class session {
                 }
             }
             fresh_only = false;
-            report.time_left = x.total_deadline - steady_clock::now();
+            report.time_left = x.total_deadline - attempt_end;
             auto verdict = retry.decide(report);
             if (draining())
                 verdict.retry = false;  // no new retries once draining (§3.9)

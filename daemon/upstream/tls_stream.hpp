@@ -120,9 +120,17 @@ class tls_stream {
         return {scratch_.data(), scratch_.size()};
     }
 
+    // How many completions run inside the initiating call on this thread, nested: each one
+    // resumes a coroutine that may start the next operation, which may complete at once too.
+    static inline thread_local int inline_depth = 0;
+    static constexpr int max_inline_depth = 4;
+
     // The composed operation: attempt, wait for the socket while OpenSSL asks, attempt again.
-    // A first attempt that finishes at once completes through a post, never inside the
-    // initiating call.
+    // A first attempt that finishes at once completes inside the initiating call (a post costs a
+    // trip through the scheduler, on every request's write), unless max_inline_depth such
+    // completions are already nested on this thread: then it is posted, so a stream whose data
+    // is always ready cannot grow the stack without bound. Every caller is an awaitable or an
+    // Asio/Beast composed operation, which all accept a completion inside their initiation.
     template <kind K>
     struct op {
         tls_stream& s;
@@ -144,12 +152,14 @@ class tls_stream {
                     return;
                 }
                 at = stage::done;
-                if (first) {
+                if (first && inline_depth >= max_inline_depth) {
                     boost::asio::post(std::move(self));
                     return;
                 }
             }
+            ++inline_depth;
             finish(self, ec, n);
+            --inline_depth;
         }
 
         template <class Self>

@@ -145,6 +145,32 @@ TEST_F(tls_pair, BytesAlreadyDecryptedAreReadWithoutWaitingOnTheSocket) {
         });
 }
 
+TEST_F(tls_pair, ReadsThatCompleteAtOnceNestOnlyBoundedlyOnTheStack) {
+    // 512 Ki one-byte reads of data that is always there: each completes inside its initiating
+    // call, and if each such completion nested inside the one before, the stack would hold half
+    // a million resumed coroutines. Past a small depth they are posted, so this ends.
+    connect(test::test_ca::instance().api_leaf());
+    const std::string payload(512 * 1024, 'p');
+    run(
+        [&]() -> net::awaitable<void> {
+            co_await client_handshake();
+            std::size_t got = 0;
+            char byte;
+            while (got < payload.size()) {
+                auto [ec, n] = co_await client->async_read_some(net::buffer(&byte, 1), use_tuple);
+                EXPECT_FALSE(ec) << ec.message();
+                if (ec)
+                    break;
+                got += n;
+            }
+            EXPECT_EQ(got, payload.size());
+        },
+        [&]() -> net::awaitable<void> {
+            co_await server_handshake();
+            co_await net::async_write(*server, net::buffer(payload), use_tuple);
+        });
+}
+
 TEST_F(tls_pair, CloseNotifyIsEndOfStream) {
     connect(test::test_ca::instance().api_leaf());
     run(
