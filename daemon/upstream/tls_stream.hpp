@@ -126,11 +126,16 @@ class tls_stream {
     static constexpr int max_inline_depth = 4;
 
     // The composed operation: attempt, wait for the socket while OpenSSL asks, attempt again.
-    // A first attempt that finishes at once completes inside the initiating call (a post costs a
-    // trip through the scheduler, on every request's write), unless max_inline_depth such
-    // completions are already nested on this thread: then it is posted, so a stream whose data
-    // is always ready cannot grow the stack without bound. Every caller is an awaitable or an
-    // Asio/Beast composed operation, which all accept a completion inside their initiation.
+    // A read whose first attempt finds its bytes completes inside the initiating call (a post
+    // costs a trip through the scheduler), unless max_inline_depth such completions are already
+    // nested on this thread: then it is posted, so a stream whose data is always ready cannot
+    // grow the stack without bound. Every caller is an awaitable or an Asio/Beast composed
+    // operation, which all accept a completion inside their initiation. A write that finishes
+    // at once is always posted: its caller's next step is to read the answer, and read at once
+    // it is not there yet (OpenSSL's read(2) fails with EAGAIN: a syscall per request that
+    // bench/compare measured as a net loss); behind the handlers already queued, it often is.
+    // Waiting for readiness first instead is not safe: Asio's edge-triggered reactor would
+    // miss data that arrived before the wait.
     template <kind K>
     struct op {
         tls_stream& s;
@@ -152,7 +157,7 @@ class tls_stream {
                     return;
                 }
                 at = stage::done;
-                if (first && inline_depth >= max_inline_depth) {
+                if (first && (K != kind::read || inline_depth >= max_inline_depth)) {
                     boost::asio::post(std::move(self));
                     return;
                 }
