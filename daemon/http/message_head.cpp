@@ -1,9 +1,11 @@
 // Serializing message heads by hand: the fields are already valid (Beast parsed or set them).
 #include "http/message_head.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <boost/beast/core/string.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include "http/header_rules.hpp"
 
@@ -42,28 +44,66 @@ void append_status_line(std::string& out, unsigned version, const bhttp::respons
     out += "\r\n";
 }
 
-// The Connection fields of a message, found once: whether one lists a field name (each of
-// those is hop-by-hop too).
+// The fields a message's Connection fields name (RFC 9110 §7.6.1), found once through Beast's
+// field index: O((tokens + fields) log), whatever the head repeats, so that a crafted
+// Connection list cannot make a head cost tokens × fields.
 class connection_options {
   public:
-    explicit connection_options(const bhttp::fields& f)
-        : first_(f.find(bhttp::field::connection)), end_(f.end()) {}
-
-    bool lists(std::string_view name) const {
-        for (auto it = first_; it != end_ && it->name() == bhttp::field::connection; ++it) {
-            bool found = false;
+    explicit connection_options(const bhttp::fields& f) {
+        // One lookup per token; tokens naming the same field collapse to one range.
+        boost::container::small_vector<std::pair<const void*, std::string_view>, 4> ranges;
+        for (auto it = f.find(bhttp::field::connection);
+             it != f.end() && it->name() == bhttp::field::connection; ++it) {
             for_each_list_element(it->value(), [&](std::string_view token) {
-                found = found || boost::beast::iequals(token, name);
+                const auto first = f.find(token);
+                if (first != f.end())
+                    ranges.emplace_back(&*first, token);
             });
-            if (found)
-                return true;
         }
-        return false;
+        if (ranges.empty())
+            return;
+        std::sort(ranges.begin(), ranges.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        const auto last =
+            std::unique(ranges.begin(), ranges.end(),
+                        [](const auto& a, const auto& b) { return a.first == b.first; });
+        for (auto r = ranges.begin(); r != last; ++r) {
+            auto [first, end] = f.equal_range(r->second);
+            for (; first != end; ++first)
+                named_.push_back(&*first);
+        }
+        std::sort(named_.begin(), named_.end());
+    }
+
+    bool lists(const bhttp::fields::value_type& field) const {
+        return !named_.empty() && std::binary_search(named_.begin(), named_.end(), &field);
     }
 
   private:
-    bhttp::fields::const_iterator first_, end_;
+    boost::container::small_vector<const bhttp::fields::value_type*, 4> named_;
 };
+
+// Fields of a request that sluice writes itself (DESIGN §3.1): never the client's.
+bool managed_request_field(bhttp::field name) {
+    switch (name) {
+        case bhttp::field::host:
+        case bhttp::field::expect:
+        case bhttp::field::content_length:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool in_set_headers(std::string_view name, const upstream_request_edits& e) {
+    if (!e.set_headers)
+        return false;
+    for (const auto& [set_name, value] : *e.set_headers) {
+        if (boost::beast::iequals(name, set_name))
+            return true;
+    }
+    return false;
+}
 
 // Appends the fields of `f` a proxy forwards, skipping those `skip(field)` names too; gathers
 // the Via values into `via` (", "-joined) instead of writing them when `join_via` is set.
@@ -75,7 +115,7 @@ void append_forwarded_fields(std::string& out, const bhttp::fields& f, bool join
         const auto name = field.name();
         if (is_hop_by_hop(name) || skip(field))
             continue;
-        if (listed.lists(field.name_string()))
+        if (listed.lists(field))
             continue;
         if (join_via && name == bhttp::field::via) {
             via += field.value();
@@ -125,21 +165,7 @@ void append_upstream_request_head(std::string& out, const bhttp::request_header<
     const bool add_via = !e.via_pseudonym.empty();
     std::string via;
     append_forwarded_fields(out, req, add_via, via, [&](const auto& field) {
-        switch (field.name()) {
-            case bhttp::field::host:
-            case bhttp::field::expect:
-            case bhttp::field::content_length:
-                return true;
-            default:
-                break;
-        }
-        if (e.set_headers) {
-            for (const auto& [name, value] : *e.set_headers) {
-                if (boost::beast::iequals(field.name_string(), name))
-                    return true;
-            }
-        }
-        return false;
+        return managed_request_field(field.name()) || in_set_headers(field.name_string(), e);
     });
     append_field(out, "Host", e.host);
     if (add_via)
@@ -148,11 +174,34 @@ void append_upstream_request_head(std::string& out, const bhttp::request_header<
         for (const auto& [name, value] : *e.set_headers)
             append_field(out, name, value);
     }
-    if (e.content_length)
-        append_content_length(out, *e.content_length);
-    else if (e.chunked)
+}
+
+void append_upstream_request_framing(std::string& out, std::optional<std::uint64_t> content_length,
+                                     bool chunked) {
+    if (content_length)
+        append_content_length(out, *content_length);
+    else if (chunked)
         append_field(out, "Transfer-Encoding", "chunked");
     out += "\r\n";
+}
+
+bool sends_upstream(const bhttp::request_header<>& req, std::string_view name,
+                    const upstream_request_edits& e) {
+    if (in_set_headers(name, e))
+        return true;
+    auto [first, end] = req.equal_range(name);
+    if (first == end)
+        return false;
+    const connection_options listed(req);
+    for (; first != end; ++first) {
+        const auto id = first->name();
+        const bool dropped = is_hop_by_hop(id) || managed_request_field(id) ||
+                             (id == bhttp::field::via && !e.via_pseudonym.empty()) ||
+                             listed.lists(*first);
+        if (!dropped)
+            return true;
+    }
+    return false;
 }
 
 void append_client_response_head(std::string& out, const bhttp::response_header<>& res,

@@ -36,19 +36,31 @@ struct upstream_request_edits {
     /// The upstream's set_headers: each replaces any field of its name (names never one of
     /// the fields sluice manages, which config validation refuses).
     const std::vector<std::pair<std::string, std::string>>* set_headers = nullptr;
-    std::optional<std::uint64_t> content_length;  ///< framing of the body sent upstream, or
-    bool chunked = false;                         ///< chunked; neither: no body
 };
 
-/// Appends the request head sent upstream: "METHOD target HTTP/1.1", then the client's fields
-/// in their order without the hop-by-hop ones (RFC 9110 §7.6.1: Connection and what it names,
-/// Keep-Alive, Proxy-Connection, Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade),
-/// Host, Expect, Content-Length, the fields set_headers replaces and (when a Via entry is
-/// added) Via; then Host, one Via line (the client's entries, then ours), set_headers in
-/// order, and Content-Length or Transfer-Encoding: chunked. The same fields in the same order
-/// as Beast's strip/erase/set sequence gives (tests/fuzz/fuzz_request_head.cpp checks it).
+/// Appends the request head sent upstream up to its framing: "METHOD target HTTP/1.1", then the
+/// client's fields in their order without the hop-by-hop ones (RFC 9110 §7.6.1: Connection and
+/// what it names, Keep-Alive, Proxy-Connection, Proxy-Authorization, TE, Trailer,
+/// Transfer-Encoding, Upgrade), Host, Expect, Content-Length, the fields set_headers replaces and
+/// (when a Via entry is added) Via; then Host, one Via line (the client's entries, then ours) and
+/// set_headers in order. append_upstream_request_framing() ends it. The same fields in the same
+/// order as Beast's strip/erase/set sequence gives (tests/fuzz/fuzz_request_head.cpp checks it).
+/// Call it with the head as it arrived: the trailer fields of a chunked body, which Beast's
+/// parser adds to the same fields, must never be forwarded as header fields.
 void append_upstream_request_head(std::string& out, const bhttp::request_header<>& req,
                                   const upstream_request_edits& e);
+
+/// Ends a head begun by append_upstream_request_head(): Content-Length: `content_length`, or
+/// Transfer-Encoding: chunked, or neither (no body), then the blank line.
+void append_upstream_request_framing(std::string& out, std::optional<std::uint64_t> content_length,
+                                     bool chunked);
+
+/// Whether the request sent upstream carries a field named `name` (case-insensitive): the
+/// client's, unless it is hop-by-hop, named by Connection or managed by sluice (Host, Expect,
+/// Content-Length, Via), or one of set_headers. The retry policy asks it about
+/// Idempotency-Key (DESIGN §3.5).
+bool sends_upstream(const bhttp::request_header<>& req, std::string_view name,
+                    const upstream_request_edits& e);
 
 /// What an upstream's final response head becomes for the client (DESIGN §3.1).
 struct client_response_edits {

@@ -325,6 +325,12 @@ class session {
             co_return false;  // a tunnel ends its connection
         }
 
+        // The request as it goes upstream, in wire_: the head (from the fields as they arrived:
+        // the trailers of a chunked body, which Beast adds to the same fields, never become
+        // header fields upstream), its framing, then a complete body. Every attempt sends these
+        // bytes again.
+        wire_.clear();
+        const bool idempotency_key = write_upstream_head(x, head.get());
         request_body body;
         body.chunked = head.chunked();
         if (auto cl = head.content_length())
@@ -347,8 +353,6 @@ class session {
                 co_return false;
             }
         }
-        // The request as it goes upstream, in wire_: the head, then a complete body. Every
-        // attempt sends these bytes again.
         std::optional<std::uint64_t> length_out;
         bool chunked_out = false;
         if (body.complete) {
@@ -359,16 +363,9 @@ class session {
         } else {
             length_out = *body.length;
         }
-        const auto& client_head = body_parser.get();  // the fields moved here with the parser
-        wire_.clear();
-        write_upstream_head(x, client_head, length_out, chunked_out);
+        append_upstream_request_framing(wire_, length_out, chunked_out);
         if (body.complete)
             wire_ += body.buffered;
-        const auto& set_headers = x.upstream->set_headers;
-        const bool idempotency_key =
-            client_head.count("Idempotency-Key") > 0 ||
-            std::any_of(set_headers.begin(), set_headers.end(),
-                        [](const auto& h) { return beast::iequals(h.first, "Idempotency-Key"); });
 
         bool keep = co_await forward(x, idempotency_key, body, body_parser, admitted.permit);
         finish(x, body.bytes_read);
@@ -572,11 +569,12 @@ class session {
         return std::nullopt;
     }
 
-    // Appends to wire_ the head of the request as sent upstream: origin-form target, HTTP/1.1,
-    // hop-by-hop fields removed, Host regenerated, Via appended, the upstream's set_headers
-    // applied, the body framed by `length` or chunked (DESIGN §3.1, §3.7).
-    void write_upstream_head(const exchange& x, const bhttp::request_header<>& req,
-                             std::optional<std::uint64_t> length, bool chunked) {
+    // Appends to wire_ the head of the request as sent upstream, up to its framing:
+    // origin-form target, HTTP/1.1, hop-by-hop fields removed, Host regenerated, Via appended,
+    // the upstream's set_headers applied (DESIGN §3.1, §3.7). Returns whether that request
+    // carries an Idempotency-Key (the retry policy's question, DESIGN §3.5): one the client sent
+    // but named in Connection does not count, one set_headers adds does.
+    bool write_upstream_head(const exchange& x, const bhttp::request_header<>& req) {
         const auto& u = *x.upstream;
         upstream_request_edits e;
         e.target = x.target.path_and_query;
@@ -586,9 +584,8 @@ class session {
         if (cfg_.via)
             e.via_pseudonym = rt_->via_pseudonym;
         e.set_headers = &u.set_headers;
-        e.content_length = length;
-        e.chunked = chunked;
         append_upstream_request_head(wire_, req, e);
+        return sends_upstream(req, "Idempotency-Key", e);
     }
 
     // Reads the request body into `body.buffered` until it is complete or exceeds `limit`

@@ -79,6 +79,30 @@ TEST_F(Forwarding, ChunkedRequestIsReframedAndBodyIdentical) {
     EXPECT_FALSE(reqs[0].has_header("Transfer-Encoding"));
 }
 
+// Trailer fields of a chunked body are not header fields: Beast adds them to the request's
+// fields once the body is read, and none of them may reach the upstream's head, whatever they
+// name (a framing field spelled with an underscore, a Connection list, our own Via, a key that
+// would make a POST retryable).
+TEST_F(Forwarding, ChunkedRequestTrailersNeverBecomeHeaderFields) {
+    start([](const received_request& r) { return respond(200, r.body); });
+    raw_client c(proxy->port());
+    c.send(
+        "POST http://api.example.test/up HTTP/1.1\r\nHost: api.example.test\r\n"
+        "X-Kept: 1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n"
+        "Transfer_Encoding: chunked\r\nIdempotency-Key: k1\r\nConnection: x-kept\r\n"
+        "Via: 1.1 elsewhere\r\nX-Trailer: t\r\n\r\n");
+    auto r = c.read_response();
+    EXPECT_EQ(r.status, 200) << r.raw;
+    EXPECT_EQ(r.body, "hi");
+    auto reqs = upstream->requests();
+    ASSERT_EQ(reqs.size(), 1u);
+    EXPECT_EQ(reqs[0].header("X-Kept"), "1");  // a trailer Connection removes nothing
+    for (auto name : {"Transfer_Encoding", "Idempotency-Key", "X-Trailer", "Connection"})
+        EXPECT_FALSE(reqs[0].has_header(name)) << name << " in " << reqs[0].raw;
+    EXPECT_EQ(reqs[0].header("Via").find("elsewhere"), std::string::npos) << reqs[0].raw;
+    EXPECT_EQ(reqs[0].header("Content-Length"), "2");
+}
+
 TEST_F(Forwarding, LargeUploadIsStreamedChunked) {
     start([](const received_request& r) { return respond(200, std::to_string(r.body.size())); });
     const std::size_t size = 3 * 1024 * 1024;  // > retry.buffer_limit (1 MiB): streamed

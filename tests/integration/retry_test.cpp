@@ -211,6 +211,18 @@ TEST_P(RetryCase4, PostWithIdempotencyKeyIsRetried) {
     expect_retry_spacing(arrival_gaps(reqs)[0]);
 }
 
+// An Idempotency-Key the client names in Connection is hop-by-hop: the upstream never sees it,
+// so the POST is not idempotent there and is sent once.
+TEST_P(RetryCase4, PostWhoseIdempotencyKeyIsHopByHopIsSentOnce) {
+    start_failing_first(true);
+    auto r = fetch(with_body("POST", "/orders", order_body,
+                             "Connection: Idempotency-Key\r\nIdempotency-Key: k-123\r\n"));
+    expect_client_status(r);
+    auto reqs = upstream->requests();
+    ASSERT_EQ(reqs.size(), 1u);
+    EXPECT_FALSE(reqs[0].has_header("Idempotency-Key"));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Retry, RetryCase4,
     ::testing::Values(failure_case{"Status503", [] { return respond(503, "unavailable"); }, 503, "",
