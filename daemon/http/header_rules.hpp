@@ -32,7 +32,9 @@ std::optional<framing_error> check_request_framing(const bhttp::fields& f, unsig
 
 /// Removes every hop-by-hop field (RFC 9110 §7.6.1): `Connection` and each field it names,
 /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authorization`, `TE`, `Trailer`,
-/// `Transfer-Encoding`, `Upgrade`. Framing is set again by the caller.
+/// `Transfer-Encoding`, `Upgrade`. Framing is set again by the caller. The request path writes
+/// relayed heads with message_head.hpp's one-pass writers instead; this and append_via() are
+/// the same rules on Beast's fields, the model those writers are tested and fuzzed against.
 void strip_hop_by_hop(bhttp::fields& f);
 
 /// True for the fields RFC 9110 §7.6.1 makes hop-by-hop whatever `Connection` says (the list

@@ -1064,12 +1064,15 @@ class session {
             }
             // 100 was ours to send; other 1xx go to HTTP/1.1 clients only.
             if (status != 100 && x.version == 11) {
-                bhttp::response<bhttp::empty_body> info{std::move(rp->get().base())};
-                strip_hop_by_hop(info);
+                // Written by the same writer as the final head, into a string of its own:
+                // wire_ still holds the request, which a retry sends again.
+                client_response_edits e;
                 if (cfg_.via)
-                    append_via(info, 11, rt_->via_pseudonym);
+                    e.via_pseudonym = rt_->via_pseudonym;
+                std::string info;
+                append_client_response_head(info, rp->get(), e);
                 client_.expires_after(cfg_.limits.client_idle_timeout);
-                co_await bhttp::async_write(client_, info, use_tuple);
+                co_await net::async_write(client_, net::buffer(info), use_tuple);
             }
         }
     }

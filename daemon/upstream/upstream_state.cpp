@@ -188,14 +188,4 @@ net::awaitable<admission_result> wait_admission(upstream_state& st, net::ip::tcp
     co_return ask_breaker(st, metrics, steady_clock::now() - queued_at);
 }
 
-net::awaitable<admission_result> admit(upstream_state& st, net::ip::tcp::socket& client,
-                                       steady_clock::time_point deadline,
-                                       admin::upstream_metrics& metrics,
-                                       const std::atomic<bool>* draining) {
-    queued_admission queued;
-    if (auto now = try_admit(st, client.get_executor(), metrics, queued))
-        co_return *now;
-    co_return co_await wait_admission(st, client, queued, deadline, metrics, draining);
-}
-
 }  // namespace sluice::upstream

@@ -42,7 +42,8 @@ class upstream_state {
     /// bucket and breaker when neither policy changed, DESIGN §3.9).
     bool same_policy(const config::policy& p) const;
 
-    // Used by admit() below and by the request path to report attempt outcomes.
+    // Used by try_admit() / wait_admission() below and by the request path to report attempt
+    // outcomes.
     std::mutex mutex;
     policy::admission_queue queue;
     policy::circuit_breaker breaker;
@@ -75,36 +76,28 @@ struct admission_result {
     std::chrono::nanoseconds waited{0};   ///< time spent queued
 };
 
-/// Admits one attempt to the upstream (every attempt, retries included, takes a token,
-/// DESIGN §3.3): takes a token at once, or waits in FIFO order until the instant the token is
-/// due (a timer at exactly that time, re-armed earlier when a waiter ahead gives up), or is
-/// refused at once; then asks the breaker (DESIGN §3.4). While queued, `client` is watched: a
-/// client that disconnects leaves the queue at once and its token goes back. `deadline` is the
-/// request's timeouts.total deadline. Counts waits, rejections and breaker transitions on
-/// `metrics`.
-boost::asio::awaitable<admission_result> admit(upstream_state& state,
-                                               boost::asio::ip::tcp::socket& client,
-                                               std::chrono::steady_clock::time_point deadline,
-                                               admin::upstream_metrics& metrics,
-                                               const std::atomic<bool>* draining = nullptr);
-
 /// A request the token bucket queued: its place, and the timer that wakes it (try_admit()).
 struct queued_admission {
     policy::admission place;
     std::shared_ptr<boost::asio::steady_timer> timer;
 };
 
-/// admit() in two steps, so that the common case costs no coroutine. try_admit() takes a token
-/// at once (then asks the breaker) or refuses at once, and returns the result; or it queues the
-/// request, fills `queued` and returns nothing, and wait_admission() must then be awaited with
-/// the same `queued` to wait for the token and finish. The rules and the counting are admit()'s.
+/// Admits one attempt to the upstream (every attempt, retries included, takes a token,
+/// DESIGN §3.3), in two steps so that the common case costs no coroutine. try_admit() takes a
+/// token at once and asks the breaker (DESIGN §3.4), or refuses at once, and returns the
+/// result; or it queues the request, fills `queued` and returns nothing. Counts rejections and
+/// breaker transitions on `metrics`, and every admitted request's wait.
 std::optional<admission_result> try_admit(upstream_state& state,
                                           const boost::asio::any_io_executor& executor,
                                           admin::upstream_metrics& metrics,
                                           queued_admission& queued);
 
-/// The second step of admit() for a request try_admit() queued (see admit() for `client`,
-/// `deadline` and `draining`).
+/// The second step for a request try_admit() queued (same `queued`): waits in FIFO order until
+/// the instant its token is due (a timer at exactly that time, re-armed earlier when a waiter
+/// ahead gives up), then asks the breaker. While queued, `client` is watched: a client that
+/// disconnects leaves the queue at once and its token goes back. `deadline` is the request's
+/// timeouts.total deadline: a token due after it is given up at once (kind::deadline);
+/// `draining` set gives kind::draining.
 boost::asio::awaitable<admission_result> wait_admission(
     upstream_state& state, boost::asio::ip::tcp::socket& client, queued_admission& queued,
     std::chrono::steady_clock::time_point deadline, admin::upstream_metrics& metrics,

@@ -610,8 +610,10 @@ TEST(UpstreamPassthrough, ForwardsToTheAuthorityAskedOverOnePooledConnection) {
 
 TEST(UpstreamInformational, EarlyHintsReachHttp11ClientsOnly) {
     scripted_upstream up({.tls = true}, [](const received_request&) {
-        return write_raw("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" +
-                         response_bytes(200, "final"));
+        return write_raw(
+            "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nConnection: x-hop\r\nX-Hop: 1\r\n"
+            "Keep-Alive: timeout=5\r\n\r\n" +
+            response_bytes(200, "final"));
     });
     auto c = quiet_config();
     add_upstream(c, "api", "api.example.test", "https", "localhost", up.port());
@@ -622,6 +624,10 @@ TEST(UpstreamInformational, EarlyHintsReachHttp11ClientsOnly) {
         auto hints = cl.read_response();
         EXPECT_EQ(hints.status, 103) << hints.raw;
         EXPECT_EQ(hints.header("Link"), "</a>");
+        // Relayed as a proxy relays a final head: hop-by-hop fields go, our Via is added.
+        for (auto name : {"Connection", "X-Hop", "Keep-Alive"})
+            EXPECT_FALSE(hints.has_header(name)) << name << " in " << hints.raw;
+        EXPECT_NE(hints.header("Via").find("1.1 "), std::string::npos) << hints.raw;
         auto r = cl.read_response();
         EXPECT_EQ(r.status, 200) << r.raw;
         EXPECT_EQ(r.body, "final");
