@@ -6,6 +6,9 @@
 
 #include <array>
 #include <cerrno>
+#include <memory>
+#include <optional>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -205,6 +208,68 @@ class session {
         bool logged = false;
     };
 
+    // What one request needs while it is served, kept out of the coroutine frames: GCC gives
+    // every local of a coroutine a slot in its frame, and a frame over 1020 bytes is neither
+    // recycled by Asio (it evicts a cached one instead) nor kept by malloc's tcache, so each
+    // costs a slow malloc and free per request (BENCHMARKS.md). Leased from a per-thread spare
+    // list (state_lease), so an idle connection holds none.
+    struct request_state {
+        exchange x;
+        std::optional<bhttp::request_parser<bhttp::empty_body>> head;
+        // The same parser once the head is done, reading the body.
+        std::optional<bhttp::request_parser<bhttp::buffer_body>> body_parser;
+        request_body body;
+        // The current attempt's response.
+        std::optional<bhttp::response_parser<bhttp::buffer_body>> response;
+        // The response sluice makes instead of relaying one, once it is decided.
+        std::optional<local_response> reply;
+        upstream::queued_admission queued;
+        upstream::admission_result admitted;
+    };
+
+    // A request_state for one request, from this thread's spares (at most 64 are kept), and
+    // given back empty: nothing of a request (an upstream bundle, say) outlives it.
+    class state_lease {
+      public:
+        state_lease() {
+            auto& s = spares();
+            if (s.list.empty()) {
+                state_ = std::make_unique<request_state>();
+            } else {
+                state_ = std::move(s.list.back());
+                s.list.pop_back();
+            }
+        }
+        ~state_lease() {
+            std::destroy_at(state_.get());
+            std::construct_at(state_.get());
+            if (spares_gone())
+                return;  // the thread is ending: the state is freed with the lease
+            if (auto& s = spares(); s.list.size() < 64)
+                s.list.push_back(std::move(state_));
+        }
+        state_lease(const state_lease&) = delete;
+        state_lease& operator=(const state_lease&) = delete;
+        request_state& operator*() const noexcept { return *state_; }
+
+      private:
+        struct spare_list {
+            std::vector<std::unique_ptr<request_state>> list;
+            ~spare_list() { spares_gone() = true; }
+        };
+        static spare_list& spares() {
+            thread_local spare_list s;
+            return s;
+        }
+        // Trivially destructible, so it can still be read while the thread's spare list is
+        // being destroyed (a coroutine frame destroyed at thread exit ends its lease late).
+        static bool& spares_gone() {
+            thread_local bool gone = false;
+            return gone;
+        }
+        std::unique_ptr<request_state> state_;
+    };
+
     // Waits for the first byte of the next request (unless it is buffered already); false when
     // the connection ends instead, a quiet close being normal here. A coroutine of its own, so
     // that an idle connection holds none of serve_one's request state, no relay buffer and no
@@ -234,16 +299,19 @@ class session {
     }
 
     // Serves one request; returns whether the client connection stays open for another.
+    // Its state lives in a leased request_state, not in this frame (see request_state).
     net::awaitable<bool> serve_one() {
+        state_lease lease;
+        request_state& rs = *lease;
+        exchange& x = rs.x;
         // limits.header_read_timeout bounds the whole head, not each read: from the accept for
         // the first request, from the first byte for later ones (DESIGN §4).
-        const auto header_timeout = cfg_.limits.header_read_timeout;
-        exchange x;
         x.start = steady_clock::now();
         x.total_deadline = x.start + cfg_.defaults.timeouts.total;
 
-        bhttp::request_parser<bhttp::empty_body> head;
+        auto& head = rs.head.emplace();
         head.body_limit(cfg_.limits.max_request_body);
+        const auto header_timeout = cfg_.limits.header_read_timeout;
         const auto head_deadline =
             first_request_ ? accepted_at_ + header_timeout : x.start + header_timeout;
         first_request_ = false;
@@ -256,9 +324,8 @@ class session {
             if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
                 ec == net::error::eof || ec == net::error::connection_reset)
                 co_return false;
-            // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
-            local_response bad = read_error_response(ec, n);
-            co_await respond(x, bad);
+            rs.reply = read_error_response(ec, n);
+            co_await respond(x, *rs.reply);
             co_return false;
         }
         const auto& req = head.get();
@@ -270,58 +337,44 @@ class session {
         if (draining()) {
             // A request that arrives on an open connection while draining (DESIGN §5).
             x.client_keep_alive = false;
-            local_response refused{proxy_errc::proxy_internal_response, "draining", 503, true};
-            co_await respond(x, refused);
+            rs.reply = local_response{proxy_errc::proxy_internal_response, "draining", 503, true};
+            co_await respond(x, *rs.reply);
             co_return false;
         }
         bool expects_continue = false;
-        auto rejected = admit_request(x, head, body_pending, expects_continue);
-        if (!rejected || !rejected->close) {
+        rs.reply = admit_request(x, head, body_pending, expects_continue);
+        if (!rs.reply || !rs.reply->close) {
             // Only proxy_auth needs a coroutine (its check may run off-thread).
-            std::optional<local_response> refused;
             if (!client_allowed_) {
-                refused = local_response{proxy_errc::http_request_denied,
-                                         "client address not in client_cidrs", 403, true};
-            } else if (rt_->auth) {
-                refused = co_await authenticate_client(req);
-            }
-            if (refused) {
                 x.upstream = nullptr;  // refused before routing: upstream="unrouted"
-                rejected = std::move(refused);
+                rs.reply = local_response{proxy_errc::http_request_denied,
+                                          "client address not in client_cidrs", 403, true};
+            } else if (rt_->auth && !co_await authenticate_client(req, rs.reply)) {
+                x.upstream = nullptr;
             }
         }
-        if (rejected) {
+        if (rs.reply) {
             // The unread body of a rejected request would be taken for the next request.
             if (body_pending)
-                rejected->close = true;
-            co_await respond(x, *rejected);
-            co_return !rejected->close && x.client_keep_alive;
+                rs.reply->close = true;
+            co_await respond(x, *rs.reply);
+            co_return !rs.reply->close && x.client_keep_alive;
         }
 
         // The first attempt is admitted before the body is read, so that Expect: 100-continue
         // is answered only for a request that will go (DESIGN §3.1).
-        // Admitted without a coroutine unless the bucket queues the request.
-        upstream::queued_admission queued;
-        auto admitted_now = upstream::try_admit(*x.upstream->state, client_.get_executor(),
-                                                *x.upstream->metrics, queued);
-        upstream::admission_result admitted = admitted_now.value_or(upstream::admission_result{});
-        if (!admitted_now) {
-            admitted = co_await upstream::wait_admission(*x.upstream->state, client_.socket(),
-                                                         queued, x.total_deadline,
-                                                         *x.upstream->metrics, worker_.draining);
-        }
-        note_admission(x, admitted);
-        if (admitted.what != upstream::admission_result::kind::go) {
-            if (admitted.what == upstream::admission_result::kind::client_gone)
-                co_return false;
-            local_response refused = admission_refusal(admitted);
-            refused.close = refused.close || body_pending;
-            co_await respond(x, refused);
-            co_return !refused.close && x.client_keep_alive;
+        if (!admit_now(rs))
+            co_await wait_admission(rs);
+        if (!take_admission(rs))
+            co_return false;
+        if (rs.reply) {
+            rs.reply->close = rs.reply->close || body_pending;
+            co_await respond(x, *rs.reply);
+            co_return !rs.reply->close && x.client_keep_alive;
         }
 
         if (x.target.kind == request_target::form::authority) {
-            co_await tunnel(x, admitted.permit);
+            co_await tunnel(x, rs.admitted.permit);
             co_return false;  // a tunnel ends its connection
         }
 
@@ -331,25 +384,26 @@ class session {
         // bytes again.
         wire_.clear();
         const bool idempotency_key = write_upstream_head(x, head.get());
-        request_body body;
+        request_body& body = rs.body;
         body.chunked = head.chunked();
         if (auto cl = head.content_length())
             body.length = *cl;
-        bhttp::request_parser<bhttp::buffer_body> body_parser{std::move(head)};
+        auto& body_parser = rs.body_parser.emplace(std::move(head));
         body_parser.body_limit(cfg_.limits.max_request_body);
         if (body_pending) {
             if (expects_continue) {
-                bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+                static constexpr std::string_view continue_head = "HTTP/1.1 100 Continue\r\n\r\n";
                 client_.expires_after(cfg_.limits.client_idle_timeout);
-                auto [wec, wn] = co_await bhttp::async_write(client_, cont, use_tuple);
+                auto [wec, wn] =
+                    co_await net::async_write(client_, net::buffer(continue_head), use_tuple);
                 if (wec)
                     co_return false;
             }
-            auto failure =
-                co_await read_body_prefix(body_parser, body, x.upstream->policy.retry.buffer_limit);
-            if (failure) {
-                if (failure->status != 0)
-                    co_await respond(x, *failure);
+            co_await read_body_prefix(body_parser, body, x.upstream->policy.retry.buffer_limit,
+                                      rs.reply);
+            if (rs.reply) {
+                if (rs.reply->status != 0)
+                    co_await respond(x, *rs.reply);
                 co_return false;
             }
         }
@@ -367,9 +421,38 @@ class session {
         if (body.complete)
             wire_ += body.buffered;
 
-        bool keep = co_await forward(x, idempotency_key, body, body_parser, admitted.permit);
+        bool keep = co_await forward(rs, idempotency_key);
         finish(x, body.bytes_read);
         co_return keep&& x.client_keep_alive;
+    }
+
+    // Asks for an attempt of `rs`'s request at once (DESIGN §3.3, §3.4): true with the verdict
+    // in rs.admitted, false when the bucket queued the request (wait_admission() decides then).
+    bool admit_now(request_state& rs) {
+        const auto& u = *rs.x.upstream;
+        auto now = upstream::try_admit(*u.state, client_.get_executor(), *u.metrics, rs.queued);
+        if (now)
+            rs.admitted = *now;
+        return now.has_value();
+    }
+
+    // Waits for the verdict of a queued attempt, into rs.admitted.
+    net::awaitable<void> wait_admission(request_state& rs) {
+        const auto& u = *rs.x.upstream;
+        rs.admitted =
+            co_await upstream::wait_admission(*u.state, client_.socket(), rs.queued,
+                                              rs.x.total_deadline, *u.metrics, worker_.draining);
+    }
+
+    // Takes the verdict in rs.admitted: false when the client went away while queued; else
+    // rs.reply is the response when admission refused.
+    static bool take_admission(request_state& rs) {
+        note_admission(rs.x, rs.admitted);
+        if (rs.admitted.what == upstream::admission_result::kind::client_gone)
+            return false;
+        if (rs.admitted.what != upstream::admission_result::kind::go)
+            rs.reply = admission_refusal(rs.admitted);
+        return true;
     }
 
     // Reads from `stream` into `buffer` until `parser` has parsed a whole message head, then
@@ -486,23 +569,23 @@ class session {
 
     // Whether this client's Proxy-Authorization credentials are valid (RFC 9110 §11.7), when
     // proxy_auth is configured; client_cidrs is checked before. Runs once the head is known to
-    // be well-framed, so that what is refused is still answered.
-    net::awaitable<std::optional<local_response>> authenticate_client(
-        const bhttp::request<bhttp::empty_body>& req) {
+    // be well-framed, so that what is refused is still answered. On false, `reply` is the 407.
+    net::awaitable<bool> authenticate_client(const bhttp::request<bhttp::empty_body>& req,
+                                             std::optional<local_response>& reply) {
         auto credentials = req.find(bhttp::field::proxy_authorization);
         if (credentials != req.end()) {
             std::string value(credentials->value());
             // Checked on every request (credentials are per request, RFC 9110 §11.7.2);
             // the authenticator remembers those that passed, so a repeat costs a digest.
             if (co_await rt_->auth->check(value))
-                co_return std::nullopt;
+                co_return true;
         }
-        local_response challenge{proxy_errc::http_request_denied,
-                                 credentials == req.end() ? "proxy authentication required"
-                                                          : "proxy credentials rejected",
-                                 407};
-        challenge.proxy_authenticate = rt_->auth->challenge();
-        co_return challenge;
+        reply = local_response{proxy_errc::http_request_denied,
+                               credentials == req.end() ? "proxy authentication required"
+                                                        : "proxy credentials rejected",
+                               407};
+        reply->proxy_authenticate = rt_->auth->challenge();
+        co_return false;
     }
 
     // Checks a parsed request head in DESIGN §3.1 order (framing, loop, Host, target, route,
@@ -589,17 +672,21 @@ class session {
     }
 
     // Reads the request body into `body.buffered` until it is complete or exceeds `limit`
-    // bytes; the rest is streamed later. Returns the response to send when reading fails.
-    net::awaitable<std::optional<local_response>> read_body_prefix(
-        bhttp::request_parser<bhttp::buffer_body>& p, request_body& body, std::uint64_t limit) {
+    // bytes; the rest is streamed later. When reading fails, `failure` is the response to send
+    // (status 0: the client went away, nothing to answer).
+    net::awaitable<void> read_body_prefix(bhttp::request_parser<bhttp::buffer_body>& p,
+                                          request_body& body, std::uint64_t limit,
+                                          std::optional<local_response>& failure) {
         while (!p.is_done()) {
             if (body.buffered.size() > limit) {
                 body.complete = false;
-                co_return std::nullopt;
+                co_return;
             }
             auto got = co_await read_body_piece(p);
-            if (!got)
-                co_return got.error();
+            if (!got) {
+                failure = got.error();
+                co_return;
+            }
             body.buffered.append(relay_.get(), *got);
             body.bytes_read += *got;
         }
@@ -607,7 +694,6 @@ class session {
         // with the head, say): it is sent as streamed, and never retried (DESIGN §3.5).
         if (body.buffered.size() > limit)
             body.complete = false;
-        co_return std::nullopt;
     }
 
     // Reads one piece of request body into relay_; its size, or the response for the failure
@@ -694,11 +780,13 @@ class session {
     }
 
     // Attempts the request upstream, retrying per the upstream's retry policy, and relays the
-    // final response. `permit` is the breaker's answer for the first attempt, already admitted.
-    // Returns whether the client connection is still usable.
-    net::awaitable<bool> forward(exchange& x, bool idempotency_key, request_body& body,
-                                 bhttp::request_parser<bhttp::buffer_body>& body_parser,
-                                 policy::circuit_permit permit) {
+    // final response. rs.admitted is the first attempt's admission (a go). Returns whether the
+    // client connection is still usable.
+    net::awaitable<bool> forward(request_state& rs, bool idempotency_key) {
+        exchange& x = rs.x;
+        request_body& body = rs.body;
+        auto& body_parser = *rs.body_parser;
+        auto& rp = rs.response;
         const auto& u = *x.upstream;
         auto pool = worker_.pools.get(u);
         policy::retry_decision retry(u.policy.retry, real_random(), x.method, idempotency_key,
@@ -715,7 +803,6 @@ class session {
             ++x.attempts;
             std::optional<attempt_failure> failure;
             std::unique_ptr<upstream::connection> conn;
-            std::optional<bhttp::response_parser<bhttp::buffer_body>> rp;
             bool reused = false;
             if (!acquired.conn) {
                 failure = attempt_failure{acquired.error->code, acquired.error->details, false};
@@ -748,17 +835,17 @@ class session {
                     continue;
                 }
                 const bool upstream_failed = breaker_failure(failure->error);
-                record(u, permit, upstream_failed, !upstream_failed);
+                record(u, rs.admitted.permit, upstream_failed, !upstream_failed);
                 auto outcome = retry_outcome(failure->error);
                 if (!outcome) {
-                    local_response r{failure->error, failure->details, 0, !body.complete};
-                    co_return co_await respond(x, r);
+                    rs.reply = local_response{failure->error, failure->details, 0, !body.complete};
+                    co_return co_await respond(x, *rs.reply);
                 }
                 report.outcome = *outcome;
             } else {
                 const unsigned status = rp->get().result_int();
                 const bool is_4xx = status >= 400 && status < 500;
-                record(u, permit, u.state->breaker.is_failure_status(status), is_4xx);
+                record(u, rs.admitted.permit, u.state->breaker.is_failure_status(status), is_4xx);
                 report.outcome = policy::attempt_outcome::response;
                 report.status = status;
                 if (auto ra = rp->get().find(bhttp::field::retry_after); ra != rp->get().end()) {
@@ -774,8 +861,8 @@ class session {
 
             if (!verdict.retry) {
                 if (failure) {
-                    local_response r{failure->error, failure->details, 0, !body.complete};
-                    co_return co_await respond(x, r);
+                    rs.reply = local_response{failure->error, failure->details, 0, !body.complete};
+                    co_return co_await respond(x, *rs.reply);
                 }
                 // The upstream's own response is returned; after retries it says so
                 // (RFC 9209 received-status, DESIGN §3.5).
@@ -807,25 +894,12 @@ class session {
             }
             if (!co_await wait_backoff(verdict.delay))
                 co_return false;
-            upstream::queued_admission queued;
-            auto admitted_now =
-                upstream::try_admit(*u.state, client_.get_executor(), *u.metrics, queued);
-            upstream::admission_result admitted =
-                admitted_now.value_or(upstream::admission_result{});
-            if (!admitted_now) {
-                admitted = co_await upstream::wait_admission(*u.state, client_.socket(), queued,
-                                                             x.total_deadline, *u.metrics,
-                                                             worker_.draining);
-            }
-            note_admission(x, admitted);
-            if (admitted.what != upstream::admission_result::kind::go) {
-                if (admitted.what == upstream::admission_result::kind::client_gone) {
-                    co_return false;
-                }
-                local_response refused = admission_refusal(admitted);
-                co_return co_await respond(x, refused);
-            }
-            permit = admitted.permit;
+            if (!admit_now(rs))
+                co_await wait_admission(rs);
+            if (!take_admission(rs))
+                co_return false;
+            if (rs.reply)
+                co_return co_await respond(x, *rs.reply);
         }
     }
 
