@@ -41,7 +41,7 @@ void connection::close() noexcept {
     lowest().socket().close(ec);
 }
 
-bool connection::idle_looks_alive() {
+bool connection::idle_looks_alive(steady_clock::time_point now) {
     if (buffer_.size() != 0)
         return false;
     if (tls_ && SSL_has_pending(tls_->native_handle()) == 1)
@@ -49,6 +49,8 @@ bool connection::idle_looks_alive() {
     auto& sock = lowest().socket();
     if (!sock.is_open())
         return false;
+    if (now - released < unchecked_reuse)
+        return true;
     char byte;
     ssize_t n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     // 0: the peer closed; > 0: it sent something we did not ask for (e.g. close_notify).
@@ -105,7 +107,7 @@ std::unique_ptr<connection> pool::take_idle(const upstream_bundle& b, bool fresh
         auto c = std::move(idle_.back());
         idle_.pop_back();
         auto now = steady_clock::now();
-        if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive()) {
+        if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive(now)) {
             report();
             return c;
         }
@@ -286,6 +288,7 @@ void pool::release(std::unique_ptr<connection> c, bool reusable, const upstream_
     }
     if (reusable) {
         ++c->uses;
+        c->released = now;
         idle_.push_back(std::move(c));
         arm_sweep();
     } else {
