@@ -44,24 +44,33 @@ void append_status_line(std::string& out, unsigned version, const bhttp::respons
     out += "\r\n";
 }
 
-// The fields a message's Connection fields name (RFC 9110 §7.6.1), found once through Beast's
-// field index: O((tokens + fields) log), whatever the head repeats, so that a crafted
-// Connection list cannot make a head cost tokens × fields.
+// The fields a message's Connection fields name (RFC 9110 §7.6.1). A token that names a
+// hop-by-hop field needs no lookup (that field goes anyway); "keep-alive" is nearly always the
+// only token. A few other tokens are compared with each field's name; past `few_tokens` the
+// named fields are found once through Beast's field index instead: O((tokens + fields) log),
+// so that a crafted Connection list cannot make a head cost tokens × fields.
 class connection_options {
   public:
     explicit connection_options(const bhttp::fields& f) {
-        // One lookup per token; tokens naming the same field collapse to one range.
-        boost::container::small_vector<std::pair<const void*, std::string_view>, 4> ranges;
-        for (auto it = f.find(bhttp::field::connection);
-             it != f.end() && it->name() == bhttp::field::connection; ++it) {
-            for_each_list_element(it->value(), [&](std::string_view token) {
-                const auto first = f.find(token);
-                if (first != f.end())
-                    ranges.emplace_back(&*first, token);
+        for (const auto& field : f) {
+            if (field.name() != bhttp::field::connection)
+                continue;
+            for_each_list_element(field.value(), [&](std::string_view token) {
+                if (boost::beast::iequals(token, "keep-alive"))
+                    return;
+                tokens_.push_back(token);
             });
         }
-        if (ranges.empty())
+        if (tokens_.size() <= few_tokens)
             return;
+        indexed_ = true;
+        // One lookup per token; tokens naming the same field collapse to one range.
+        boost::container::small_vector<std::pair<const void*, std::string_view>, 4> ranges;
+        for (auto token : tokens_) {
+            const auto first = f.find(token);
+            if (first != f.end())
+                ranges.emplace_back(&*first, token);
+        }
         std::sort(ranges.begin(), ranges.end(),
                   [](const auto& a, const auto& b) { return a.first < b.first; });
         const auto last =
@@ -75,11 +84,22 @@ class connection_options {
         std::sort(named_.begin(), named_.end());
     }
 
+    /// Whether `field` (not hop-by-hop itself) is named by a Connection token.
     bool lists(const bhttp::fields::value_type& field) const {
-        return !named_.empty() && std::binary_search(named_.begin(), named_.end(), &field);
+        if (indexed_)
+            return std::binary_search(named_.begin(), named_.end(), &field);
+        const std::string_view name = field.name_string();
+        for (auto token : tokens_) {
+            if (token.size() == name.size() && boost::beast::iequals(token, name))
+                return true;
+        }
+        return false;
     }
 
   private:
+    static constexpr std::size_t few_tokens = 8;
+    boost::container::small_vector<std::string_view, 4> tokens_;
+    bool indexed_ = false;
     boost::container::small_vector<const bhttp::fields::value_type*, 4> named_;
 };
 

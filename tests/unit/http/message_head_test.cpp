@@ -152,6 +152,31 @@ TEST(UpstreamRequestHead, AFieldNamedByConnectionIsNotSentAndDoesNotCountAsSent)
     EXPECT_TRUE(sends_upstream(r.base(), "Idempotency-Key", e));
 }
 
+// A few Connection tokens are compared with each field's name, more are looked up in Beast's
+// index (message_head.cpp, connection_options): both ways remove the same fields, whatever the
+// case of the token and wherever the named field stands.
+TEST(UpstreamRequestHead, ConnectionNamesFieldsTheSameWithFewOrManyTokens) {
+    for (int extra : {0, 6, 7, 8, 20}) {
+        SCOPED_TRACE("tokens: " + std::to_string(2 + extra));
+        bhttp::request<bhttp::empty_body> r{bhttp::verb::get, "/", 11};
+        r.insert("x-early", "named before the Connection line");
+        std::string tokens = "keep-alive, X-EARLY";
+        for (int i = 0; i < extra; ++i)
+            tokens += ", x-absent-" + std::to_string(i);
+        r.insert("Connection", tokens + ", x-Late");
+        r.insert("X-Late", "1");
+        r.insert("X-Late", "2");
+        r.insert("X-Lately", "not named");
+        upstream_request_edits e;
+        e.target = "/";
+        e.host = "h";
+        std::string out;
+        append_upstream_request_head(out, r.base(), e);
+        append_upstream_request_framing(out, std::nullopt, false);
+        EXPECT_EQ(out, "GET / HTTP/1.1\r\nX-Lately: not named\r\nHost: h\r\n\r\n");
+    }
+}
+
 TEST(UpstreamRequestHead, ALongConnectionListCostsLookupsNotTokensTimesFields) {
     // 20 000 Connection tokens (all naming one field, and 100 naming others) against 20 000
     // fields: the fields they name go, the rest stay. Matching every token against every
