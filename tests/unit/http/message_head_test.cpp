@@ -152,6 +152,17 @@ TEST(UpstreamRequestHead, AFieldNamedByConnectionIsNotSentAndDoesNotCountAsSent)
     EXPECT_TRUE(sends_upstream(r.base(), "Idempotency-Key", e));
 }
 
+// The upstream head of a bodiless request for "/" to host "h", with no other edits.
+std::string bare_upstream_head(const bhttp::request<bhttp::empty_body>& r) {
+    upstream_request_edits e;
+    e.target = "/";
+    e.host = "h";
+    std::string out;
+    append_upstream_request_head(out, r.base(), e);
+    append_upstream_request_framing(out, std::nullopt, false);
+    return out;
+}
+
 // A few Connection tokens are compared with each field's name, more are looked up in Beast's
 // index (message_head.cpp, connection_options): both ways remove the same fields, whatever the
 // case of the token and wherever the named field stands.
@@ -167,13 +178,8 @@ TEST(UpstreamRequestHead, ConnectionNamesFieldsTheSameWithFewOrManyTokens) {
         r.insert("X-Late", "1");
         r.insert("X-Late", "2");
         r.insert("X-Lately", "not named");
-        upstream_request_edits e;
-        e.target = "/";
-        e.host = "h";
-        std::string out;
-        append_upstream_request_head(out, r.base(), e);
-        append_upstream_request_framing(out, std::nullopt, false);
-        EXPECT_EQ(out, "GET / HTTP/1.1\r\nX-Lately: not named\r\nHost: h\r\n\r\n");
+        EXPECT_EQ(bare_upstream_head(r),
+                  "GET / HTTP/1.1\r\nX-Lately: not named\r\nHost: h\r\n\r\n");
     }
 }
 
@@ -192,12 +198,7 @@ TEST(UpstreamRequestHead, ALongConnectionListCostsLookupsNotTokensTimesFields) {
         r.insert("X-Gone-" + std::to_string(i), "g");
         r.insert("X-Kept-" + std::to_string(i), "k");
     }
-    upstream_request_edits e;
-    e.target = "/";
-    e.host = "h";
-    std::string out;
-    append_upstream_request_head(out, r.base(), e);
-    append_upstream_request_framing(out, std::nullopt, false);
+    const std::string out = bare_upstream_head(r);
     EXPECT_EQ(out.find("\r\na: "), std::string::npos);
     EXPECT_EQ(out.find("X-Gone-"), std::string::npos);
     EXPECT_NE(out.find("X-Kept-99: k\r\n"), std::string::npos);
