@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <limits>
 #include <regex>
 #include <thread>
 
@@ -166,6 +167,58 @@ TEST(AccessLog, BatchedLinesWaitForTheFlushAndGoOutTogether) {
     EXPECT_EQ(std::count(stopped.text.begin(), stopped.text.end(), '\n'), 1);
     auto direct = capture([] { access(sample()); });
     EXPECT_EQ(std::count(direct.text.begin(), direct.text.end(), '\n'), 1);
+}
+
+// Every field at its longest (the line is written into room reserved for that): the text is
+// whole, batched or not, and a batch that passes 32 KiB is written at once, lines intact.
+TEST(AccessLog, LongestFieldsAndAFullBatchKeepEveryLineWhole) {
+    configure(log_config(config::log_format::text));
+    const std::string path = "/" + std::string(6000, 'p');
+    const std::string host(255, 'h');
+    auto e = sample();
+    e.path = path;
+    e.host = host;
+    e.method = "PROPPATCH";
+    e.status = 599;
+    e.bytes_in = e.bytes_out = UINT64_MAX;
+    e.attempts = UINT32_MAX;
+    e.duration_seconds = 1e19;  // past any integer of microseconds: printed at the 1e13 s cap
+    e.queue_wait_seconds = std::numeric_limits<double>::infinity();
+    e.breaker = "half_open";
+    e.error = "connection_read_timeout";
+    const std::string tail = fmt::format(
+        " method=PROPPATCH host={} path={} status=599 bytes_in={} bytes_out={} "
+        "duration_s=10000000000000.000000 attempts={} "
+        "queue_wait_s=10000000000000.000000 breaker=half_open "
+        "error=connection_read_timeout\n",
+        host, path, UINT64_MAX, UINT64_MAX, UINT32_MAX);
+    auto direct = capture([&] { access(e); });
+    EXPECT_TRUE(direct.text.ends_with(tail)) << direct.text.substr(direct.text.find(" status="));
+
+    int scheduled = 0;
+    batch_access_on_this_thread([&] { ++scheduled; });
+    ASSERT_GT(5 * direct.text.size(), 32u * 1024);  // five lines pass 32 KiB, four do not
+    ASSERT_LT(4 * direct.text.size(), 32u * 1024);
+    auto full = capture([&] {
+        for (int i = 0; i < 5; ++i)
+            access(e);
+    });
+    auto sixth = capture([&] { access(e); });
+    EXPECT_EQ(sixth.text, "");  // a new batch
+    auto rest = capture([&] { batch_access_on_this_thread(nullptr); });
+    EXPECT_EQ(scheduled, 2);
+    std::size_t lines = 0;
+    for (const std::string& text : {full.text, rest.text}) {
+        for (std::size_t at = 0; at < text.size(); ++lines) {
+            const auto end = text.find('\n', at);
+            ASSERT_NE(end, std::string::npos);
+            EXPECT_TRUE(std::string_view(text).substr(at, end + 1 - at).ends_with(tail));
+            EXPECT_EQ(text.substr(at + 19, 9), "Z access ");
+            at = end + 1;
+        }
+    }
+    EXPECT_EQ(lines, 6u);
+    EXPECT_EQ(std::count(full.text.begin(), full.text.end(), '\n'), 5);
 }
 
 TEST(AccessLog, OffWritesNothing) {
