@@ -318,8 +318,16 @@ class session {
         // A head cut by the deadline fails with beast::error::timeout and leaves the socket
         // open, so that a 408 can still be sent (deadline_stream cancels, it does not close).
         client_.expires_at(head_deadline);
-        auto [ec, n] =
-            co_await read_head_bytes(client_, buffer_, head, cfg_.limits.max_header_bytes);
+        // Usually the whole head came with the read that woke this connection.
+        std::size_t n = 0;
+        beast::error_code ec;
+        if (auto done = parse_buffered_head(buffer_, head, cfg_.limits.max_header_bytes, n)) {
+            ec = *done;
+        } else {
+            auto read =
+                co_await read_head_bytes(client_, buffer_, head, cfg_.limits.max_header_bytes, n);
+            std::tie(ec, n) = read;
+        }
         if (ec) {
             if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
                 ec == net::error::eof || ec == net::error::connection_reset)
@@ -462,34 +470,15 @@ class session {
     // (RFC 9112 §5.2 allows it; issue 6 requires it): Beast would join the lines. Beast itself
     // refuses bare CR and LF, control bytes, NUL and whitespace before the colon. Errors:
     // end_of_stream (closed before a byte), partial_message (closed mid-head), header_limit,
-    // bad_obs_fold, Beast's parse errors, the stream's errors.
+    // bad_obs_fold, Beast's parse errors, the stream's errors. A head already whole in `buffer`
+    // is parsed without a coroutine (parse_buffered_head); `total` is what was parsed before.
     template <class Stream, class Parser>
     static net::awaitable<std::tuple<beast::error_code, std::size_t>> read_head_bytes(
-        Stream& stream, beast::flat_buffer& buffer, Parser& parser, std::uint64_t max_bytes) {
-        std::size_t total = 0;  // head bytes Beast has consumed so far
+        Stream& stream, beast::flat_buffer& buffer, Parser& parser, std::uint64_t max_bytes,
+        std::size_t total = 0) {
         for (;;) {
-            beast::error_code ec;
-            std::size_t used = 0;
-            if (buffer.size() > 0) {
-                parser.header_limit(static_cast<std::uint32_t>(
-                    std::min<std::uint64_t>(max_bytes - total, UINT32_MAX)));
-                used = parser.put(buffer.data(), ec);
-            }
-            // A field line is consumed once the next line's first byte shows it is not folded:
-            // what Beast took is checked before it is gone.
-            const std::string_view raw(static_cast<const char*>(buffer.data().data()), used);
-            if (has_obs_fold(raw))
-                co_return std::tuple{beast::error_code{bhttp::error::bad_obs_fold}, total};
-            buffer.consume(used);
-            total += used;
-            if (!ec && parser.is_header_done())
-                co_return std::tuple{ec, total};
-            if (!ec || ec == bhttp::error::need_more) {
-                if (total >= max_bytes)
-                    co_return std::tuple{beast::error_code{bhttp::error::header_limit}, total};
-            } else {
-                co_return std::tuple{ec, total};
-            }
+            if (auto done = parse_buffered_head(buffer, parser, max_bytes, total))
+                co_return std::tuple{*done, total};
             auto [rec, n] = co_await stream.async_read_some(
                 buffer.prepare(std::max<std::size_t>(4096, buffer.capacity() - buffer.size())),
                 use_tuple);
@@ -503,6 +492,37 @@ class session {
                 co_return std::tuple{rec, total};
             buffer.commit(n);
         }
+    }
+
+    // One step of read_head_bytes: parses what `buffer` holds into `parser`, adding the bytes
+    // consumed to `total`. Returns nothing when more bytes are needed, else the outcome (no
+    // error: the head is done).
+    template <class Parser>
+    static std::optional<beast::error_code> parse_buffered_head(beast::flat_buffer& buffer,
+                                                                Parser& parser,
+                                                                std::uint64_t max_bytes,
+                                                                std::size_t& total) {
+        beast::error_code ec;
+        std::size_t used = 0;
+        if (buffer.size() > 0) {
+            parser.header_limit(
+                static_cast<std::uint32_t>(std::min<std::uint64_t>(max_bytes - total, UINT32_MAX)));
+            used = parser.put(buffer.data(), ec);
+        }
+        // A field line is consumed once the next line's first byte shows it is not folded:
+        // what Beast took is checked before it is gone.
+        const std::string_view raw(static_cast<const char*>(buffer.data().data()), used);
+        if (has_obs_fold(raw))
+            return beast::error_code{bhttp::error::bad_obs_fold};
+        buffer.consume(used);
+        total += used;
+        if (!ec && parser.is_header_done())
+            return ec;
+        if (ec && ec != bhttp::error::need_more)
+            return ec;
+        if (total >= max_bytes)
+            return beast::error_code{bhttp::error::header_limit};
+        return std::nullopt;
     }
 
     // Whether a head that hit header_limit after `head_bytes` consumed bytes did so in its
