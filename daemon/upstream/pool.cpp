@@ -57,6 +57,14 @@ bool connection::idle_looks_alive(steady_clock::time_point now) {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+void connection::trim() noexcept {
+    // Refused (0) only while OpenSSL holds unread bytes, which an idle connection never does.
+    if (tls_)
+        (void)SSL_free_buffers(tls_->native_handle());
+    buffer_.shrink_to_fit();
+    trimmed = true;
+}
+
 pool::pool(net::any_io_executor ex, std::shared_ptr<admin::upstream_metrics> metrics,
            std::shared_ptr<const own_listeners> self)
     : ex_(ex), sweep_timer_(ex), metrics_(std::move(metrics)), self_(std::move(self)) {}
@@ -108,6 +116,7 @@ std::unique_ptr<connection> pool::take_idle(const upstream_bundle& b, bool fresh
         idle_.pop_back();
         auto now = steady_clock::now();
         if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive(now)) {
+            c->trimmed = false;
             report();
             return c;
         }
@@ -320,18 +329,27 @@ void pool::arm_sweep() {
         ex_, [self = shared_from_this()]() { return self->sweep(); }, net::detached);
 }
 
+// While connections are idle: closes each at its idle_deadline and trims each idle for
+// connection::buffers_kept, waking at the earlier of the two.
 net::awaitable<void> pool::sweep() {
     auto self = shared_from_this();
     while (!idle_.empty()) {
-        auto next = idle_.front()->idle_deadline;
-        for (const auto& c : idle_)
+        auto next = steady_clock::time_point::max();
+        for (const auto& c : idle_) {
             next = std::min(next, c->idle_deadline);
+            if (!c->trimmed)
+                next = std::min(next, c->released + connection::buffers_kept);
+        }
         sweep_timer_.expires_at(next);
         co_await sweep_timer_.async_wait(use_tuple);
         auto now = steady_clock::now();
         auto before = idle_.size();
         std::erase_if(idle_, [now](const auto& c) { return c->idle_deadline <= now; });
         open_ -= before - idle_.size();
+        for (const auto& c : idle_) {
+            if (!c->trimmed && now - c->released >= connection::buffers_kept)
+                c->trim();
+        }
         report();
     }
     sweeping_ = false;

@@ -68,6 +68,15 @@ class connection {
     /// fresh connection (DESIGN §3.5), as it must for a close that comes just after the check.
     static constexpr auto unchecked_reuse = std::chrono::milliseconds{1};
 
+    /// How long an idle connection keeps its buffers: OpenSSL's two record buffers (16 KiB
+    /// each) and our read buffer. A connection in steady use keeps them, so a request costs no
+    /// allocation of either; one idle this long gives them back (trim()).
+    static constexpr auto buffers_kept = std::chrono::seconds{1};
+    /// Whether trim() ran since the connection was last taken from the pool.
+    bool trimmed = false;
+    /// Frees the buffers of an idle connection (they are allocated again when it is used).
+    void trim() noexcept;
+
     /// True when an idle connection can take a request at `now`: no bytes wait in our buffers,
     /// and, when it has been idle for `unchecked_reuse` or longer, the peer has not closed it
     /// nor sent anything unsolicited (a non-blocking MSG_PEEK: 0 bytes is a FIN, any byte is

@@ -27,8 +27,10 @@ tls_stream::tls_stream(deadline_stream next, net::ssl::context& ctx) : next_(std
         throw boost::system::system_error(e, net::error::get_ssl_category(), "SSL_new");
     }
     ::SSL_set_connect_state(ssl_);
-    ::SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                             SSL_MODE_RELEASE_BUFFERS);
+    // No SSL_MODE_RELEASE_BUFFERS: it frees and allocates both 16 KiB record buffers on every
+    // request; the pool frees them once a connection has been idle a while instead
+    // (connection::trim()).
+    ::SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     // Whole records (and what follows them) in one read(2), not a header then a body.
     ::SSL_set_read_ahead(ssl_, 1);
 }

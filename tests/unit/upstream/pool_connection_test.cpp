@@ -75,6 +75,16 @@ TEST(IdleConnection, BytesLeftInOurBufferAreNeverReused) {
     EXPECT_FALSE(p.conn->idle_looks_alive(p.conn->released + 1h));
 }
 
+TEST(IdleConnection, TrimFreesTheReadBufferAndKeepsTheConnection) {
+    idle_pair p;
+    p.conn->buffer().reserve(32 * 1024);
+    ASSERT_GE(p.conn->buffer().capacity(), 32u * 1024);
+    p.conn->trim();
+    EXPECT_TRUE(p.conn->trimmed);
+    EXPECT_EQ(p.conn->buffer().capacity(), 0u);
+    EXPECT_TRUE(p.conn->idle_looks_alive(p.conn->released + 1h));
+}
+
 TEST(IdleConnection, ClosedSocketIsNeverReused) {
     idle_pair p;
     p.conn->close();

@@ -122,6 +122,35 @@ TEST_F(tls_pair, VerifiedHandshakeThenDataBothWaysIncludingAWriteThatFillsTheSoc
         });
 }
 
+// What connection::trim() relies on: with no unread bytes OpenSSL frees both record buffers of
+// an idle connection, and allocates them again for the next exchange, both ways.
+TEST_F(tls_pair, RecordBuffersFreedWhileIdleComeBackForTheNextExchange) {
+    connect(test::test_ca::instance().api_leaf());
+    run(
+        [&]() -> net::awaitable<void> {
+            co_await client_handshake();
+            for (std::string_view ask : {"one?", "two?"}) {
+                auto [wec, wn] = co_await net::async_write(*client, net::buffer(ask), use_tuple);
+                EXPECT_FALSE(wec) << wec.message();
+                std::string answer(4, '\0');
+                auto [rec, rn] = co_await net::async_read(*client, net::buffer(answer), use_tuple);
+                EXPECT_FALSE(rec) << rec.message();
+                EXPECT_EQ(answer, std::string(ask.substr(0, 3)) + "!");
+                EXPECT_EQ(SSL_free_buffers(client->native_handle()), 1);  // idle: nothing held
+            }
+        },
+        [&]() -> net::awaitable<void> {
+            co_await server_handshake();
+            for (int i = 0; i < 2; ++i) {
+                std::string ask(4, '\0');
+                auto [ec, n] = co_await net::async_read(*server, net::buffer(ask), use_tuple);
+                EXPECT_FALSE(ec);
+                ask.back() = '!';
+                co_await net::async_write(*server, net::buffer(ask), use_tuple);
+            }
+        });
+}
+
 TEST_F(tls_pair, BytesAlreadyDecryptedAreReadWithoutWaitingOnTheSocket) {
     connect(test::test_ca::instance().api_leaf());
     run(
