@@ -45,7 +45,10 @@ bool tls_stream::attempt(kind k, net::mutable_buffer b, boost::system::error_cod
     ec = {};
     if (k != kind::handshake && b.size() == 0)
         return true;
-    ::ERR_clear_error();
+    // SSL_get_error() needs an empty error queue before the call. Clearing an empty queue
+    // walks all its slots; looking at its head is a fraction of that.
+    if (::ERR_peek_error() != 0)
+        ::ERR_clear_error();
     errno = 0;
     int r = 0;
     switch (k) {
