@@ -2,6 +2,11 @@
 // hot-path replacement of beast::tcp_stream (BENCHMARKS.md, "What is left").
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -99,10 +104,27 @@ class deadline_stream {
     }
 
     /// Writes some bytes. Completion: void(error_code, std::size_t).
+    ///
+    /// A write the socket takes at once (a response into an idle client's socket buffer, the
+    /// usual case) completes inside this call: Asio would post its completion, a trip through
+    /// the scheduler per write. Its next step is usually a read, which Asio does not attempt
+    /// before the socket signals data after a short read, so no read(2) is wasted on EAGAIN.
+    /// Nested inline completions are bounded (max_inline_depth): past that the write goes
+    /// through Asio, so a writer whose socket always has room cannot grow the stack. Every
+    /// caller is an awaitable or an Asio/Beast composed operation; those accept a completion
+    /// inside their initiation (Beast's own operations post it themselves).
     template <class ConstBufferSequence, class Token>
     auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
         return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
             [](auto handler, std::shared_ptr<state> s, const ConstBufferSequence& b) {
+                std::size_t n = 0;
+                boost::system::error_code ec;
+                if (inline_depth < max_inline_depth && try_write(*s, b, n, ec)) {
+                    ++inline_depth;
+                    std::move(handler)(ec, n);
+                    --inline_depth;
+                    return;
+                }
                 auto& sock = s->socket;
                 sock.async_write_some(b, timed(std::move(s), std::move(handler)));
             },
@@ -172,6 +194,44 @@ class deadline_stream {
     };
 
   private:
+    // How many write completions run inside their initiating call on this thread, nested.
+    static inline thread_local int inline_depth = 0;
+    static constexpr int max_inline_depth = 4;
+
+    /// One non-blocking sendmsg(2) of (up to 16 of) `buffers`: true when it is over, with the
+    /// bytes written or the error; false when the socket has no room or there is nothing to
+    /// write, so that the write goes through Asio (which waits under the deadline, or completes
+    /// it). The deadline bounds waiting: a write that needs none is done even after it passed,
+    /// as Asio's own first (speculative) attempt does.
+    template <class ConstBufferSequence>
+    static bool try_write(state& s, const ConstBufferSequence& buffers, std::size_t& n,
+                          boost::system::error_code& ec) {
+        if (!s.socket.is_open() || s.timed_out)
+            return false;
+        std::array<iovec, 16> iov;
+        std::size_t count = 0;
+        for (auto it = boost::asio::buffer_sequence_begin(buffers);
+             it != boost::asio::buffer_sequence_end(buffers) && count < iov.size(); ++it) {
+            const boost::asio::const_buffer b(*it);
+            if (b.size() != 0)
+                iov[count++] = {const_cast<void*>(b.data()), b.size()};
+        }
+        if (count == 0)
+            return false;
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = count;
+        const ssize_t r = ::sendmsg(s.socket.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return false;
+            ec.assign(errno, boost::asio::error::get_system_category());
+            return true;
+        }
+        n = static_cast<std::size_t>(r);
+        return true;
+    }
+
     /// Starts an operation under the deadline and returns `handler` wrapped to finish it.
     template <class Handler>
     static detail::deadline_io_done<Handler> timed(std::shared_ptr<state> s, Handler handler) {

@@ -129,6 +129,110 @@ TEST_F(pair_fixture, OperationStartedAfterTheDeadlinePassedFailsAtOnce) {
     });
 }
 
+// A write the socket takes at once completes inside async_write_some (no trip through the
+// scheduler); one it cannot take waits for room, under the deadline, as before.
+TEST_F(pair_fixture, WriteWithRoomCompletesInsideItsCallAndAFullSocketWaits) {
+    bool completed = false;
+    std::size_t written = 0;
+    stream->expires_after(10s);
+    stream->async_write_some(net::buffer("hello", 5),
+                             [&](boost::system::error_code ec, std::size_t n) {
+                                 EXPECT_FALSE(ec) << ec.message();
+                                 written = n;
+                                 completed = true;
+                             });
+    EXPECT_TRUE(completed);  // before any handler of the io_context ran
+    EXPECT_EQ(written, 5u);
+
+    // Fill the socket until it refuses, then one more write waits; the peer reading frees it.
+    const std::string chunk(64 * 1024, 'x');
+    run([&]() -> net::awaitable<void> {
+        std::size_t sent = 5;
+        bool waited = false;
+        while (!waited) {
+            auto [ec, n] = co_await stream->async_write_some(net::buffer(chunk), use_tuple);
+            EXPECT_FALSE(ec) << ec.message();
+            sent += n;
+            if (n < chunk.size())
+                waited = true;  // a partial write: the socket is full now
+        }
+        stream->expires_after(50ms);
+        auto [ec, n] = co_await stream->async_write_some(net::buffer(chunk), use_tuple);
+        EXPECT_EQ(ec, boost::beast::error::timeout);  // nobody reads: the deadline ends it
+        EXPECT_TRUE(stream->socket().is_open());
+        std::string drained(sent, '\0');
+        stream->expires_after(10s);
+        auto [rec, rn] = co_await net::async_read(peer, net::buffer(drained), use_tuple);
+        EXPECT_FALSE(rec);
+        EXPECT_EQ(drained.substr(0, 5), "hello");
+    });
+}
+
+// The deadline bounds waiting: a write the socket takes at once is done even after it passed
+// (as Asio's own first, speculative, attempt always did); one that must wait fails at once.
+TEST_F(pair_fixture, PassedDeadlineFailsOnlyAWriteThatWouldWait) {
+    stream->expires_at(std::chrono::steady_clock::now() - 1ms);
+    bool completed = false;
+    stream->async_write_some(net::buffer("a", 1), [&](boost::system::error_code ec, std::size_t n) {
+        EXPECT_FALSE(ec) << ec.message();
+        EXPECT_EQ(n, 1u);
+        completed = true;
+    });
+    EXPECT_TRUE(completed);
+    const std::string chunk(64 * 1024, 'x');
+    run([&]() -> net::awaitable<void> {
+        for (;;) {
+            auto [ec, n] = co_await stream->async_write_some(net::buffer(chunk), use_tuple);
+            if (ec) {
+                EXPECT_EQ(ec, boost::beast::error::timeout);
+                break;
+            }
+        }
+    });
+}
+
+TEST_F(pair_fixture, WriteToAResetPeerFailsInlineWithTheSocketError) {
+    peer.set_option(net::socket_base::linger(true, 0));
+    peer.close();  // RST
+    run([&]() -> net::awaitable<void> {
+        stream->expires_after(10s);
+        co_await after(20ms);  // let the RST arrive
+        boost::system::error_code ec;
+        for (int i = 0; i < 3 && !ec; ++i) {
+            auto [wec, n] = co_await stream->async_write_some(net::buffer("a", 1), use_tuple);
+            ec = wec;
+        }
+        EXPECT_TRUE(ec == net::error::connection_reset || ec == net::error::broken_pipe)
+            << ec.message();
+    });
+}
+
+// Writes that find room complete inline only a few levels deep. A composed write of 100 000
+// one-byte writes re-enters itself from each completion: inline all the way down, that is
+// 100 000 nested frames (a stack overflow); bounded, every few levels one goes through Asio.
+TEST_F(pair_fixture, WritesThatCompleteAtOnceNestOnlyBoundedly) {
+    int room = 1 << 20;
+    ASSERT_EQ(
+        ::setsockopt(stream->socket().native_handle(), SOL_SOCKET, SO_SNDBUF, &room, sizeof room),
+        0);
+    const std::string data(100000, 'w');
+    run([&]() -> net::awaitable<void> {
+        stream->expires_after(30s);
+        auto one_byte_at_a_time = [&](const boost::system::error_code& ec,
+                                      std::size_t done) -> std::size_t {
+            return ec || done == data.size() ? 0 : 1;
+        };
+        auto [ec, n] =
+            co_await net::async_write(*stream, net::buffer(data), one_byte_at_a_time, use_tuple);
+        EXPECT_FALSE(ec) << ec.message();
+        EXPECT_EQ(n, data.size());
+        std::string sink(data.size(), '\0');
+        auto [rec, rn] = co_await net::async_read(peer, net::buffer(sink), use_tuple);
+        EXPECT_FALSE(rec);
+        EXPECT_EQ(sink, data);
+    });
+}
+
 TEST_F(pair_fixture, DeadlinePassingWithNothingPendingHarmsNoLaterOperation) {
     run([&]() -> net::awaitable<void> {
         char byte = 0;
