@@ -107,12 +107,13 @@ class deadline_stream {
     ///
     /// A write the socket takes at once (a response into an idle client's socket buffer, the
     /// usual case) completes inside this call: Asio would post its completion, a trip through
-    /// the scheduler per write. Its next step is usually a read, which Asio does not attempt
-    /// before the socket signals data after a short read, so no read(2) is wasted on EAGAIN.
-    /// Nested inline completions are bounded (max_inline_depth): past that the write goes
-    /// through Asio, so a writer whose socket always has room cannot grow the stack. Every
-    /// caller is an awaitable or an Asio/Beast composed operation; those accept a completion
-    /// inside their initiation (Beast's own operations post it themselves).
+    /// the scheduler per write. A caller that reads the answer next should yield first: Asio
+    /// tries a read at once (speculatively) and, right after the write, it fails with EAGAIN
+    /// (session::wait_for_request posts itself once before its read). Nested inline completions are
+    /// bounded (max_inline_depth): past that the write goes through Asio, so a writer whose socket
+    /// always has room cannot grow the stack. Every caller is an awaitable or an Asio/Beast
+    /// composed operation; those accept a completion inside their initiation (Beast's own
+    /// operations post it themselves).
     template <class ConstBufferSequence, class Token>
     auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
         return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(

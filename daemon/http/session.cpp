@@ -14,6 +14,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -290,6 +291,12 @@ class session {
             client_.expires_after(cfg_.limits.client_idle_timeout);
         // Registered while idle, so that drain can close it at once.
         worker_.idle_clients.push_back(idle_entry_);
+        if (!first_request_) {
+            // The response has just been written (usually inline, see deadline_stream): read
+            // now and Asio's speculative recv(2) fails with EAGAIN before the client could
+            // answer. Behind the handlers already queued, the next request has often arrived.
+            co_await net::post(client_.get_executor(), net::use_awaitable);
+        }
         auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(idle_read_size), use_tuple);
         idle_entry_.unlink();
         if (ec)
