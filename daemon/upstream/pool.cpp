@@ -41,7 +41,7 @@ void connection::close() noexcept {
     lowest().socket().close(ec);
 }
 
-bool connection::idle_looks_alive(steady_clock::time_point now) {
+bool connection::idle_looks_alive() {
     if (buffer_.size() != 0)
         return false;
     if (tls_ && SSL_has_pending(tls_->native_handle()) == 1)
@@ -49,8 +49,6 @@ bool connection::idle_looks_alive(steady_clock::time_point now) {
     auto& sock = lowest().socket();
     if (!sock.is_open())
         return false;
-    if (now - released < unchecked_reuse)
-        return true;
     char byte;
     ssize_t n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     // 0: the peer closed; > 0: it sent something we did not ask for (e.g. close_notify).
@@ -115,7 +113,7 @@ std::unique_ptr<connection> pool::take_idle(const upstream_bundle& b, bool fresh
         auto c = std::move(idle_.back());
         idle_.pop_back();
         auto now = steady_clock::now();
-        if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive(now)) {
+        if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive()) {
             c->trimmed = false;
             report();
             return c;
@@ -298,8 +296,15 @@ void pool::release(std::unique_ptr<connection> c, bool reusable, const upstream_
     if (reusable) {
         ++c->uses;
         c->released = now;
+        const auto trim_at = now + connection::buffers_kept;
         idle_.push_back(std::move(c));
-        arm_sweep();
+        if (!sweeping_) {
+            arm_sweep();
+        } else if (trim_at < sweep_timer_.expiry()) {
+            // The sweep sleeps toward a later idle deadline: wake it for this trim. (Under
+            // steady use the sweep already waits for an earlier trim, and this costs nothing.)
+            sweep_timer_.expires_at(trim_at);
+        }
     } else {
         c->close();
         --open_;
@@ -341,6 +346,7 @@ net::awaitable<void> pool::sweep() {
                 next = std::min(next, c->released + connection::buffers_kept);
         }
         sweep_timer_.expires_at(next);
+        // Cancelled (operation_aborted) when release() moves the wake earlier: sweep again.
         co_await sweep_timer_.async_wait(use_tuple);
         auto now = steady_clock::now();
         auto before = idle_.size();

@@ -60,14 +60,6 @@ class connection {
     /// While idle: when it was given back to the pool.
     steady_clock::time_point released;
 
-    /// How long after its release an idle connection is taken without asking the kernel
-    /// whether the peer closed it. Under load a pooled connection is reused within
-    /// microseconds, and a system call per reuse is a fifth of sluice's per request; an
-    /// upstream that closes (or speaks) that soon after a response is the stale keep-alive
-    /// race, which the read of the response detects and answers by sending once more on a
-    /// fresh connection (DESIGN §3.5), as it must for a close that comes just after the check.
-    static constexpr auto unchecked_reuse = std::chrono::milliseconds{1};
-
     /// How long an idle connection keeps its buffers: OpenSSL's two record buffers (16 KiB
     /// each) and our read buffer. A connection in steady use keeps them, so a request costs no
     /// allocation of either; one idle this long gives them back (trim()).
@@ -77,11 +69,14 @@ class connection {
     /// Frees the buffers of an idle connection (they are allocated again when it is used).
     void trim() noexcept;
 
-    /// True when an idle connection can take a request at `now`: no bytes wait in our buffers,
-    /// and, when it has been idle for `unchecked_reuse` or longer, the peer has not closed it
-    /// nor sent anything unsolicited (a non-blocking MSG_PEEK: 0 bytes is a FIN, any byte is
-    /// unsolicited). nginx and HAProxy learn the same from their event loop while it is idle.
-    bool idle_looks_alive(steady_clock::time_point now);
+    /// True when an idle connection can take a request: no bytes wait in our buffers, and the
+    /// peer has neither closed it nor sent anything unsolicited, asked of the kernel on every
+    /// reuse (a non-blocking MSG_PEEK: 0 bytes is a FIN, any byte is unsolicited). Skipping
+    /// the check for a connection released moments ago was tried and undone: bytes an upstream
+    /// sends right after its response would be read as the next request's response, perhaps
+    /// another client's, and a FIN already there would fail a streamed upload that cannot be
+    /// replayed (pool_connection_test).
+    bool idle_looks_alive();
 
     /// Closes the socket at once (no TLS close_notify: the pool never waits on a peer).
     void close() noexcept;

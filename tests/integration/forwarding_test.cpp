@@ -311,10 +311,8 @@ TEST_F(Forwarding, Case11NoContentWithBodyRetiresTheConnection) {
     EXPECT_EQ(upstream->connections_accepted(), 2u);
 }
 
-// Case 11, close variant: the upstream closes an idle connection; the request after the close
-// goes out on a fresh one and the closed one is not used again. (Whether the close is seen before
-// the write, by MSG_PEEK, or after it, by the replay, depends on whether it is older than
-// connection::unchecked_reuse: pool_connection_test pins both.)
+// Case 11, close variant: the upstream closes an idle connection; it is never written to (the
+// MSG_PEEK before every reuse sees the close; pool_connection_test pins it on real sockets).
 TEST_F(Forwarding, Case11ClosedIdleConnectionIsNotReused) {
     start([](const received_request& r) {
         action a = write_raw("HTTP/1.1 204 No Content\r\n\r\n");
