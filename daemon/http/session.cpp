@@ -1280,6 +1280,9 @@ class session {
                 }
             }
         }
+        // A response that finishes while draining is the connection's last: it says so.
+        if (draining())
+            x.client_keep_alive = false;
         if (!x.client_keep_alive) {
             e.connection = "close";
         } else if (x.version == 10) {
@@ -1368,7 +1371,7 @@ class session {
     // request.
     net::awaitable<bool> respond(exchange& x, const local_response& r) {
         unsigned status = r.status ? r.status : default_status(r.error);
-        bool close = r.close || !x.client_keep_alive;
+        bool close = r.close || !x.client_keep_alive || draining();
         bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
         res.set(bhttp::field::content_type, "text/plain; charset=utf-8");
         res.set("Proxy-Status", proxy_status_error(r.error, r.details));

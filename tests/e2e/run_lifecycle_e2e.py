@@ -118,6 +118,22 @@ def exchange(port, target, host, timeout):
             data += chunk
 
 
+def get_keep_alive(port, url, timeout=30):
+    """One keep-alive request (no `Connection: close`) on a fresh connection, read until the
+    proxy closes it: (status, headers text)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {url} HTTP/1.1\r\nHost: {url.split('/')[2]}\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+    status = int(head.split(" ", 2)[1]) if head.startswith("HTTP/") else 0
+    return status, head
+
+
 def get(port, url, timeout=30):
     """One request through the proxy on a fresh connection: (status, headers text)."""
     data = exchange(port, url, url.split("/")[2], timeout)
@@ -183,8 +199,9 @@ def t_reload_under_load(ctx):
 
 
 def t_sigterm_with_requests_in_flight(ctx):
-    """20 requests in flight to a 2 s upstream, SIGTERM: all 20 get 200, a new connection is
-    refused, exit 0 within drain_timeout."""
+    """20 requests in flight to a 2 s upstream, SIGTERM: all 20 get 200, the 5 sent keep-alive
+    with `Connection: close` (their connection ends with them), a new connection is refused,
+    exit 0 within drain_timeout."""
     up = ctx["upstream_port"]
     path = os.path.join(ctx["tmp"], "drain.yaml")
     with open(path, "w") as f:
@@ -193,6 +210,7 @@ def t_sigterm_with_requests_in_flight(ctx):
     try:
         base = SlowHandler.count
         statuses = []
+        keep_alive_heads = []
         lock = threading.Lock()
 
         def one():
@@ -200,7 +218,14 @@ def t_sigterm_with_requests_in_flight(ctx):
             with lock:
                 statuses.append(st)
 
-        threads = [threading.Thread(target=one) for _ in range(20)]
+        def one_keep_alive():
+            st, head = get_keep_alive(s.port, "http://slow.example.test/slow")
+            with lock:
+                statuses.append(st)
+                keep_alive_heads.append(head)
+
+        threads = [threading.Thread(target=one) for _ in range(15)]
+        threads += [threading.Thread(target=one_keep_alive) for _ in range(5)]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 5
@@ -222,6 +247,9 @@ def t_sigterm_with_requests_in_flight(ctx):
         rc = s.proc.wait(timeout=15)
         elapsed = time.monotonic() - t0
         assert statuses.count(200) == 20, "statuses %r" % statuses
+        for head in keep_alive_heads:
+            assert "\r\nconnection: close" in head.lower(), (
+                "a response finished while draining lacks Connection: close:\n" + head)
         assert rc == 0, "exit code %d" % rc
         assert elapsed < 10.0, "exit after %.1f s, drain_timeout is 10 s" % elapsed
     finally:
