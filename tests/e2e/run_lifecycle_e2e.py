@@ -105,11 +105,12 @@ class Sluice:
             self.proc.wait()
 
 
-def exchange(port, target, host, timeout):
-    """Sends one `Connection: close` GET on a fresh connection; returns every byte received."""
+def exchange(port, target, host, timeout, close=True):
+    """Sends one GET on a fresh connection (with `Connection: close` unless `close` is false) and
+    returns every byte received until the connection ends."""
+    connection = "Connection: close\r\n" if close else ""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-                  .encode())
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{connection}\r\n".encode())
         data = b""
         while True:
             chunk = s.recv(65536)
@@ -121,14 +122,11 @@ def exchange(port, target, host, timeout):
 def get_keep_alive(port, url, timeout=30):
     """One keep-alive request (no `Connection: close`) on a fresh connection, read until the
     proxy closes it: (status, headers text)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"GET {url} HTTP/1.1\r\nHost: {url.split('/')[2]}\r\n\r\n".encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    return parse_head(exchange(port, url, url.split("/")[2], timeout, close=False))
+
+
+def parse_head(data):
+    """(status, headers text) of the response at the start of `data`."""
     head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
     status = int(head.split(" ", 2)[1]) if head.startswith("HTTP/") else 0
     return status, head
@@ -136,10 +134,7 @@ def get_keep_alive(port, url, timeout=30):
 
 def get(port, url, timeout=30):
     """One request through the proxy on a fresh connection: (status, headers text)."""
-    data = exchange(port, url, url.split("/")[2], timeout)
-    head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
-    status = int(head.split(" ", 2)[1]) if head.startswith("HTTP/") else 0
-    return status, head
+    return parse_head(exchange(port, url, url.split("/")[2], timeout))
 
 
 def metric(admin_port, name, labels=""):
