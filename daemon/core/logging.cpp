@@ -81,6 +81,15 @@ void write_lines(std::string_view lines) {
         logger->log(spdlog::level::info, spdlog::string_view_t(lines.data(), lines.size()));
 }
 
+// After a line was added to this thread's batch (which was empty before when `was_empty`):
+// writes a full batch at once, or has the first line of a batch schedule its flush.
+void line_batched(bool was_empty) {
+    if (batch.lines.size() >= batch_limit)
+        flush_access();
+    else if (was_empty)
+        batch.schedule();
+}
+
 // Queues one line (no newline) on this thread's batch, or writes it when the thread does not
 // batch.
 void emit(std::string_view line) {
@@ -92,10 +101,7 @@ void emit(std::string_view line) {
     if (!was_empty)
         batch.lines += '\n';
     batch.lines += line;
-    if (batch.lines.size() >= batch_limit)
-        flush_access();
-    else if (was_empty)
-        batch.schedule();
+    line_batched(was_empty);
 }
 
 }  // namespace
@@ -239,10 +245,7 @@ void access(const access_entry& e) {
         write_lines(out);
         return;
     }
-    if (out.size() >= batch_limit)
-        flush_access();
-    else if (was_empty)
-        batch.schedule();
+    line_batched(was_empty);
 }
 
 }  // namespace sluice::logging
