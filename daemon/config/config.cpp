@@ -24,6 +24,8 @@ namespace {
 /// Longest accepted duration. Far beyond any sensible timeout, and small enough that
 /// `now + d` never overflows a clock anywhere in the daemon.
 constexpr duration max_duration = std::chrono::hours{24 * 365};
+// An access line older than this in a buffer is not a log any more.
+constexpr duration max_access_log_flush_interval = std::chrono::minutes{1};
 /// Largest file a `${file:PATH}` substitution reads: secrets are small, /dev/zero is not.
 constexpr std::size_t max_substituted_file = 1024 * 1024;
 /// Largest configuration file read, for the same reason.
@@ -1183,37 +1185,46 @@ class loader {
     // --- top-level sections ---------------------------------------------------------------
 
     void parse_log(const field& f, log_config& out) {
-        each_key(f, {"level", "format", "access_log", "redact_headers"},
-                 [&](const std::string& key, const field& v) {
-                     if (key == "level") {
-                         if (auto level = read_choice(v, {"trace", "debug", "info", "warn", "error",
-                                                          "critical", "off"})) {
-                             out.level = std::string(*level);
-                         }
-                     } else if (key == "format") {
-                         if (auto format = read_choice(v, {"text", "json"})) {
-                             out.format = *format == "text" ? log_format::text : log_format::json;
-                         }
-                     } else if (key == "access_log") {
-                         read_bool(v, out.access_log);
-                     } else if (key == "redact_headers") {
-                         std::vector<std::string> names;
-                         bool ok = true;
-                         const bool listed = each_item(v, [&](const field& item, std::size_t) {
-                             std::string name;
-                             if (!read_string(item, name)) {
-                                 ok = false;
-                             } else if (!is_header_name(name)) {
-                                 fail(item, "expected a header name, got " + raw(item));
-                                 ok = false;
-                             } else {
-                                 names.push_back(lowercase(name));
-                             }
-                         });
-                         if (listed && ok)
-                             out.redact_headers = std::move(names);
-                     }
-                 });
+        each_key(
+            f, {"level", "format", "access_log", "access_log_flush_interval", "redact_headers"},
+            [&](const std::string& key, const field& v) {
+                if (key == "level") {
+                    if (auto level = read_choice(
+                            v, {"trace", "debug", "info", "warn", "error", "critical", "off"})) {
+                        out.level = std::string(*level);
+                    }
+                } else if (key == "format") {
+                    if (auto format = read_choice(v, {"text", "json"})) {
+                        out.format = *format == "text" ? log_format::text : log_format::json;
+                    }
+                } else if (key == "access_log") {
+                    read_bool(v, out.access_log);
+                } else if (key == "access_log_flush_interval") {
+                    duration d{};
+                    if (read_duration(v, d, false)) {
+                        if (d > max_access_log_flush_interval)
+                            fail(v, "must be at most 1m, got " + raw(v));
+                        else
+                            out.access_log_flush_interval = d;
+                    }
+                } else if (key == "redact_headers") {
+                    std::vector<std::string> names;
+                    bool ok = true;
+                    const bool listed = each_item(v, [&](const field& item, std::size_t) {
+                        std::string name;
+                        if (!read_string(item, name)) {
+                            ok = false;
+                        } else if (!is_header_name(name)) {
+                            fail(item, "expected a header name, got " + raw(item));
+                            ok = false;
+                        } else {
+                            names.push_back(lowercase(name));
+                        }
+                    });
+                    if (listed && ok)
+                        out.redact_headers = std::move(names);
+                }
+            });
     }
 
     void parse_limits(const field& f, limits_config& out) {

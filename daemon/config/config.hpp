@@ -172,6 +172,10 @@ struct log_config {
     std::string level = "info";  ///< trace | debug | info | warn | error | critical | off
     log_format format = log_format::text;
     bool access_log = true;
+    /// Longest time an access line waits in its thread's buffer before it is written; 0: lines
+    /// are written at the end of each turn of the event loop (Envoy's file flush interval,
+    /// nginx's `access_log ... flush=`).
+    duration access_log_flush_interval = std::chrono::seconds{1};
     std::vector<std::string> redact_headers;  ///< lowercase header names never logged
 };
 

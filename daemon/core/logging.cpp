@@ -22,6 +22,7 @@ namespace {
 
 std::atomic<bool> access_on{true};
 std::atomic<config::log_format> access_format{config::log_format::text};
+std::atomic<std::int64_t> access_flush_ms{1000};  // log.access_log_flush_interval
 // Set by configure(), never unset: spdlog's registry keeps the logger alive, and its lookup (a
 // global lock and a map) stays off the request path.
 std::atomic<spdlog::logger*> access_logger{nullptr};
@@ -35,8 +36,9 @@ std::shared_ptr<spdlog::logger> make_logger(const char* name, const char* patter
     return logger;
 }
 
-// Lines written through the access logger at once: up to this many bytes per write.
-constexpr std::size_t batch_limit = 32 * 1024;
+// Lines written through the access logger at once: up to this many bytes per write (Envoy's
+// file access log buffers 64 KiB too).
+constexpr std::size_t batch_limit = 64 * 1024;
 
 // The longest text access line, less its string fields: the key names and separators (127
 // bytes), a timestamp (at most 31), four integers of at most 20 digits and two durations of at
@@ -121,6 +123,11 @@ void configure(const config::log_config& cfg) {
     access_logger.store(logger.get(), std::memory_order_release);
     access_on.store(cfg.access_log, std::memory_order_relaxed);
     access_format.store(cfg.format, std::memory_order_relaxed);
+    access_flush_ms.store(cfg.access_log_flush_interval.count(), std::memory_order_relaxed);
+}
+
+std::chrono::milliseconds access_flush_interval() noexcept {
+    return std::chrono::milliseconds{access_flush_ms.load(std::memory_order_relaxed)};
 }
 
 bool access_enabled() noexcept {

@@ -1,6 +1,7 @@
 // Process logging on stderr (spdlog) and the access log line, text or JSON (DESIGN §3.7, §3.9).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -39,11 +40,15 @@ struct access_entry {
 void access(const access_entry& e);
 
 /// Makes the calling thread batch its access lines: they gather in a per-thread buffer and
-/// flush_access() writes them with one write() instead of one each (32 KiB at most; a full
+/// flush_access() writes them with one write() instead of one each (64 KiB at most; a full
 /// batch is written at once). `schedule` is called when a line lands in an empty batch and must
-/// make flush_access() run on this thread soon: an I/O thread posts it behind the handlers
-/// already queued, so a busy thread writes many lines at once and an idle one at once.
+/// make flush_access() run on this thread within access_flush_interval(): an I/O thread arms
+/// a timer for it, or with an interval of 0 posts it behind the handlers already queued.
 void batch_access_on_this_thread(std::function<void()> schedule);
+
+/// `log.access_log_flush_interval` of the last configure(): how long a batched line may wait
+/// (0: until the end of the event loop's turn).
+std::chrono::milliseconds access_flush_interval() noexcept;
 
 /// Writes the access lines this thread has batched. Call it before the thread ends.
 void flush_access();

@@ -67,10 +67,24 @@ struct server::worker {
     worker_state state;
     std::thread thread;
 
-    // Runs the loop. Access lines are written once per turn of the loop rather than once per
-    // request: the flush is posted behind the handlers already queued.
+    // Runs the loop. Access lines are written in batches rather than once per request: the
+    // first line of a batch arms the flush timer (log.access_log_flush_interval), or with an
+    // interval of 0 posts the flush behind the handlers already queued. What is batched when
+    // the loop stops is written before the thread ends.
     void run() {
-        logging::batch_access_on_this_thread([this] { net::post(ioc, logging::flush_access); });
+        net::steady_timer flush_timer{ioc};
+        logging::batch_access_on_this_thread([this, &flush_timer] {
+            const auto interval = logging::access_flush_interval();
+            if (interval.count() == 0) {
+                net::post(ioc, logging::flush_access);
+                return;
+            }
+            flush_timer.expires_after(interval);
+            flush_timer.async_wait([](boost::system::error_code ec) {
+                if (!ec)
+                    logging::flush_access();
+            });
+        });
         ioc.run();
         logging::flush_access();
         logging::batch_access_on_this_thread(nullptr);

@@ -50,12 +50,13 @@ class ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-def config(upstream_port, rpm, burst, listen_port=0, admin_port=0, extra=""):
+def config(upstream_port, rpm, burst, listen_port=0, admin_port=0, extra="",
+           log="{level: info, access_log: false}"):
     return f"""listen: 127.0.0.1:{listen_port}
 admin_listen: 127.0.0.1:{admin_port}
 threads: 2
 drain_timeout: 10s
-log: {{level: info, access_log: false}}
+log: {log}
 defaults:
   retry: {{enabled: false}}
   circuit_breaker: {{enabled: false}}
@@ -296,6 +297,38 @@ def t_rebind_on_reload(ctx):
         s.stop()
 
 
+def t_access_log_flush(ctx):
+    """Access lines wait in their thread's buffer at most log.access_log_flush_interval, and what
+    is buffered at SIGTERM is written before the exit."""
+    up = ctx["upstream_port"]
+    path = os.path.join(ctx["tmp"], "flush.yaml")
+    with open(path, "w") as f:
+        f.write(config(up, 600000, 1000,
+                       log="{level: info, access_log: true, access_log_flush_interval: 200ms}"))
+    s = Sluice(ctx["sluice"], path)
+    try:
+        assert get(s.port, "http://slow.example.test/fast/timer")[0] == 200
+        assert s.log_has("path=/fast/timer status=200"), "no access line 5 s after the request"
+    finally:
+        s.stop()
+
+    with open(path, "w") as f:
+        f.write(config(up, 600000, 1000,
+                       log="{level: info, access_log: true, access_log_flush_interval: 1m}"))
+    s = Sluice(ctx["sluice"], path)
+    try:
+        for i in range(3):
+            assert get(s.port, "http://slow.example.test/fast/held%d" % i)[0] == 200
+        # The input of the test: a line that was written at once would have arrived by now.
+        assert not s.log_has("path=/fast/held", timeout=0.5), "written before the 1m interval"
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=15) == 0, "exit code after SIGTERM"
+        for i in range(3):
+            assert s.log_has("path=/fast/held%d status=200" % i), "line %d lost at exit" % i
+    finally:
+        s.stop()
+
+
 TESTS = [
     ("SIGHUP under load: rate change applies, zero failures, invalid file rejected",
      t_reload_under_load),
@@ -303,6 +336,7 @@ TESTS = [
      t_sigterm_with_requests_in_flight),
     ("--check-config: exit 0 / 2 with FILE:LINE:COLUMN", t_check_config),
     ("SIGHUP with a new listen address rebinds", t_rebind_on_reload),
+    ("access lines: written within the flush interval, and at SIGTERM", t_access_log_flush),
 ]
 
 

@@ -117,6 +117,7 @@ TEST(ShippedConfig, LoadsWithoutErrorsAndSpellsOutTheDefaults) {
     EXPECT_EQ(c.log.level, builtin.log.level);
     EXPECT_EQ(c.log.format, builtin.log.format);
     EXPECT_EQ(c.log.access_log, builtin.log.access_log);
+    EXPECT_EQ(c.log.access_log_flush_interval, builtin.log.access_log_flush_interval);
     EXPECT_EQ(c.log.redact_headers, builtin.log.redact_headers);
     EXPECT_EQ(c.limits.max_client_connections, builtin.limits.max_client_connections);
     EXPECT_EQ(c.limits.header_read_timeout, builtin.limits.header_read_timeout);
@@ -215,7 +216,8 @@ allow_cidrs: [10.1.0.0/16, "fd00::/8", 192.168.1.7]
 connect_ports: [443, 8443]
 via: false
 via_id: edge-1.eu_west
-log: {level: debug, format: json, access_log: false, redact_headers: [X-Api-Key, x-secret]}
+log: {level: debug, format: json, access_log: false, access_log_flush_interval: 250ms,
+      redact_headers: [X-Api-Key, x-secret]}
 limits:
   max_client_connections: 50
   header_read_timeout: 3s
@@ -248,6 +250,7 @@ limits:
     EXPECT_EQ(c.log.level, "debug");
     EXPECT_EQ(c.log.format, log_format::json);
     EXPECT_FALSE(c.log.access_log);
+    EXPECT_EQ(c.log.access_log_flush_interval, 250ms);
     EXPECT_EQ(c.log.redact_headers, (std::vector<std::string>{"x-api-key", "x-secret"}));
     EXPECT_EQ(c.limits.max_client_connections, 50u);
     EXPECT_EQ(c.limits.header_read_timeout, 3s);
@@ -1096,6 +1099,18 @@ TEST(Bounds, RedactHeadersAreHeaderNames) {
                             "'bad name'",
                             "test.yaml:1:40: log.redact_headers[2]: expected a string, got a "
                             "mapping"));
+}
+
+TEST(Bounds, AccessLogFlushIntervalIsAtMostAMinute) {
+    EXPECT_EQ(config{}.log.access_log_flush_interval, 1s);
+    EXPECT_EQ(load_ok("log: {access_log_flush_interval: 0s}").log.access_log_flush_interval, 0s);
+    EXPECT_EQ(load_ok("log: {access_log_flush_interval: 1m}").log.access_log_flush_interval, 60s);
+    EXPECT_THAT(errors_of("log: {access_log_flush_interval: 61s}\n"),
+                ElementsAre("test.yaml:1:34: log.access_log_flush_interval: must be at most 1m, "
+                            "got '61s'"));
+    EXPECT_THAT(errors_of("log: {access_log_flush_interval: soon}\n"),
+                ElementsAre("test.yaml:1:34: log.access_log_flush_interval: expected a duration "
+                            "with a unit (250ms, 1.5s, 2m, 1h), got 'soon'"));
 }
 
 // --- listen addresses ------------------------------------------------------------------------

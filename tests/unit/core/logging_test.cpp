@@ -144,6 +144,16 @@ TEST(AccessLog, JsonLineIsOneObject) {
     EXPECT_EQ(c.text.find("\"ts\""), 1u);  // key order kept: ts first
 }
 
+TEST(AccessLog, FlushIntervalFollowsTheLastConfigure) {
+    auto cfg = log_config(config::log_format::text);
+    cfg.access_log_flush_interval = std::chrono::milliseconds{250};
+    configure(cfg);
+    EXPECT_EQ(access_flush_interval(), std::chrono::milliseconds{250});
+    cfg.access_log_flush_interval = std::chrono::milliseconds{0};
+    configure(cfg);  // a reload
+    EXPECT_EQ(access_flush_interval(), std::chrono::milliseconds{0});
+}
+
 TEST(AccessLog, BatchedLinesWaitForTheFlushAndGoOutTogether) {
     configure(log_config(config::log_format::text));
     int scheduled = 0;
@@ -170,10 +180,10 @@ TEST(AccessLog, BatchedLinesWaitForTheFlushAndGoOutTogether) {
 }
 
 // Every field at its longest (the line is written into room reserved for that): the text is
-// whole, batched or not, and a batch that passes 32 KiB is written at once, lines intact.
+// whole, batched or not, and a batch that passes 64 KiB is written at once, lines intact.
 TEST(AccessLog, LongestFieldsAndAFullBatchKeepEveryLineWhole) {
     configure(log_config(config::log_format::text));
-    const std::string path = "/" + std::string(6000, 'p');
+    const std::string path = "/" + std::string(13000, 'p');
     const std::string host(255, 'h');
     auto e = sample();
     e.path = path;
@@ -197,8 +207,8 @@ TEST(AccessLog, LongestFieldsAndAFullBatchKeepEveryLineWhole) {
 
     int scheduled = 0;
     batch_access_on_this_thread([&] { ++scheduled; });
-    ASSERT_GT(5 * direct.text.size(), 32u * 1024);  // five lines pass 32 KiB, four do not
-    ASSERT_LT(4 * direct.text.size(), 32u * 1024);
+    ASSERT_GT(5 * direct.text.size(), 64u * 1024);  // five lines pass 64 KiB, four do not
+    ASSERT_LT(4 * direct.text.size(), 64u * 1024);
     auto full = capture([&] {
         for (int i = 0; i < 5; ++i)
             access(e);
