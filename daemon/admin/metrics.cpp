@@ -1,6 +1,8 @@
 // The DESIGN §6 metric families and the per-upstream series.
 #include "admin/metrics.hpp"
 
+#include <algorithm>
+
 #include <prometheus/text_serializer.h>
 
 namespace sluice::admin {
@@ -18,31 +20,112 @@ std::size_t method_index(std::string_view m) {
     return standard_methods.size();  // "other"
 }
 
+std::atomic<std::uint64_t> next_serial{1};
+
 }  // namespace
 
 const prometheus::Histogram::BucketBoundaries& latency_buckets() {
-    static const prometheus::Histogram::BucketBoundaries buckets{
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    static const prometheus::Histogram::BucketBoundaries buckets(latency_bounds.begin(),
+                                                                 latency_bounds.end());
     return buckets;
 }
 
+void upstream_shard::histogram::observe(double seconds) noexcept {
+    const auto* bound = std::find_if(latency_bounds.begin(), latency_bounds.end(),
+                                     [seconds](double b) { return b >= seconds; });
+    buckets[static_cast<std::size_t>(bound - latency_bounds.begin())].add(1);
+    sum.add(seconds);
+}
+
+upstream_metrics::upstream_metrics() : serial_(next_serial.fetch_add(1)) {}
+
+upstream_shard& upstream_metrics::local() {
+    // Nearly every request of a thread goes to the upstream its last one went to.
+    thread_local std::uint64_t last_serial = 0;
+    thread_local upstream_shard* last = nullptr;
+    if (last_serial == serial_)
+        return *last;
+    thread_local std::unordered_map<std::uint64_t, upstream_shard*> mine;
+    auto& shard = mine[serial_];
+    if (!shard)
+        shard = add_shard();
+    last_serial = serial_;
+    last = shard;
+    return *shard;
+}
+
+upstream_shard* upstream_metrics::add_shard() {
+    std::lock_guard lock(mutex_);
+    shards_.push_back(std::make_unique<upstream_shard>());
+    return shards_.back().get();
+}
+
 void upstream_metrics::request(std::string_view method, unsigned code, double seconds) {
-    request_duration->Observe(seconds);
-    const std::size_t m = method_index(method);
-    const std::uint32_t key = static_cast<std::uint32_t>(m * 1000 + std::min(code, 999u));
-    prometheus::Counter* counter;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = by_method_code_.find(key);
-        if (it == by_method_code_.end()) {
-            std::string method_label(m < standard_methods.size() ? standard_methods[m] : "other");
-            auto* c = &requests_->Add(
-                {{"upstream", label}, {"method", method_label}, {"code", std::to_string(code)}});
-            it = by_method_code_.emplace(key, c).first;
-        }
-        counter = it->second;
+    auto& s = local();
+    s.request_duration.observe(seconds);
+    const auto key = static_cast<std::uint32_t>(method_index(method) * 1000 + std::min(code, 999u));
+    auto it = s.requests.find(key);
+    if (it == s.requests.end()) {
+        std::lock_guard lock(s.requests_mutex);
+        it = s.requests.try_emplace(key).first;
     }
-    counter->Increment();
+    it->second.add(1);
+}
+
+void upstream_metrics::sync() {
+    std::lock_guard lock(mutex_);
+    totals now;
+    for (const auto& s : shards_) {
+        for (std::size_t i = 0; i < now.attempts.size(); ++i)
+            now.attempts[i] += s->attempts[i].get();
+        const upstream_shard::histogram* hs[] = {&s->request_duration, &s->attempt_duration,
+                                                 &s->ratelimit_wait};
+        for (std::size_t h = 0; h < 3; ++h) {
+            for (std::size_t b = 0; b < now.buckets[h].size(); ++b)
+                now.buckets[h][b] += hs[h]->buckets[b].get();
+            now.sums[h] += hs[h]->sum.get();
+        }
+        now.connections_active += s->connections_active.get();
+        now.connections_idle += s->connections_idle.get();
+        std::lock_guard requests_lock(s->requests_mutex);
+        for (const auto& [key, count] : s->requests)
+            now.requests[key] += count.get();
+    }
+
+    for (std::size_t i = 0; i < now.attempts.size(); ++i) {
+        if (now.attempts[i] != synced_.attempts[i])
+            attempts[i]->Increment(static_cast<double>(now.attempts[i] - synced_.attempts[i]));
+    }
+    prometheus::Histogram* series[] = {request_duration, attempt_duration, ratelimit_wait};
+    for (std::size_t h = 0; h < 3; ++h) {
+        std::vector<double> increments(now.buckets[h].size());
+        bool any = false;
+        for (std::size_t b = 0; b < increments.size(); ++b) {
+            increments[b] = static_cast<double>(now.buckets[h][b] - synced_.buckets[h][b]);
+            any = any || increments[b] != 0;
+        }
+        if (any)
+            series[h]->ObserveMultiple(increments, now.sums[h] - synced_.sums[h]);
+    }
+    connections_active->Increment(
+        static_cast<double>(now.connections_active - synced_.connections_active));
+    connections_idle->Increment(
+        static_cast<double>(now.connections_idle - synced_.connections_idle));
+    for (const auto& [key, count] : now.requests) {
+        const std::uint64_t before = synced_.requests[key];
+        if (count == before)
+            continue;
+        auto& counter = by_method_code_[key];
+        if (!counter) {
+            const std::size_t m = key / 1000;
+            std::string method_label(m < standard_methods.size() ? standard_methods[m] : "other");
+            counter = &requests_->Add({{"upstream", label},
+                                       {"method", method_label},
+                                       {"code", std::to_string(key % 1000)}});
+        }
+        counter->Increment(static_cast<double>(count - before));
+    }
+    synced_ = std::move(now);
 }
 
 registry::registry(std::string_view version)
@@ -186,7 +269,14 @@ std::shared_ptr<upstream_metrics> registry::upstream(const std::string& label) {
     return m;
 }
 
-std::string registry::serialize() const {
+void registry::sync() {
+    std::lock_guard lock(mutex_);
+    for (auto& [label, m] : upstreams_)
+        m->sync();
+}
+
+std::string registry::serialize() {
+    sync();
     prometheus::TextSerializer serializer;
     return serializer.Serialize(registry_->Collect());
 }

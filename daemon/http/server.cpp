@@ -192,6 +192,7 @@ void server::refresh_gauges() const {
     pass->tokens->Set(tokens);
     pass->queue_depth->Set(depth);
     pass->circuit_state->Set(circuit == 2 ? 1 : circuit == 1 ? 2 : 0);
+    rt->metrics->sync();  // the per-thread request counts and connection gauges
 }
 
 std::string server::status_json() const {

@@ -70,15 +70,14 @@ pool::pool(net::any_io_executor ex, std::shared_ptr<admin::upstream_metrics> met
 pool::~pool() {
     if (session_)
         SSL_SESSION_free(session_);
-    metrics_->connections_active->Decrement(reported_active_);
-    metrics_->connections_idle->Decrement(reported_idle_);
+    metrics_->connections_changed(-reported_active_, -reported_idle_);
 }
 
 void pool::report() {
-    const double idle = static_cast<double>(idle_.size());
-    const double active = static_cast<double>(open_) - idle;
-    metrics_->connections_active->Increment(active - reported_active_);
-    metrics_->connections_idle->Increment(idle - reported_idle_);
+    const auto idle = static_cast<std::int64_t>(idle_.size());
+    const auto active = static_cast<std::int64_t>(open_) - idle;
+    if (active != reported_active_ || idle != reported_idle_)
+        metrics_->connections_changed(active - reported_active_, idle - reported_idle_);
     reported_active_ = active;
     reported_idle_ = idle;
 }

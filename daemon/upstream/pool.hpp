@@ -172,7 +172,7 @@ class pool : public std::enable_shared_from_this<pool> {
     SSL_SESSION* session_ = nullptr;  // last resumable session, for the next handshake
     std::shared_ptr<admin::upstream_metrics> metrics_;
     std::shared_ptr<const own_listeners> self_;
-    double reported_active_ = 0, reported_idle_ = 0;
+    std::int64_t reported_active_ = 0, reported_idle_ = 0;  // what the gauges were told
 };
 
 /// The pools of one I/O thread, by pool key.

@@ -77,16 +77,14 @@ void count_transition(admin::upstream_metrics& metrics,
 
 namespace {
 
-// The end of every admission that got its token: the wait is observed, then the breaker asked.
-admission_result ask_breaker(upstream_state& st, admin::upstream_metrics& metrics,
-                             std::chrono::nanoseconds waited) {
+// The end of every admission that got its token, after `permit` was asked of the breaker: the
+// wait is observed and the breaker's answer counted.
+admission_result breaker_verdict(admin::upstream_metrics& metrics, policy::circuit_permit permit,
+                                 std::chrono::nanoseconds waited) {
     admission_result out;
     out.waited = waited;
-    metrics.ratelimit_wait->Observe(std::chrono::duration<double>(waited).count());
-    {
-        std::lock_guard lock(st.mutex);
-        out.permit = st.breaker.try_acquire();
-    }
+    out.permit = std::move(permit);
+    metrics.ratelimit_waited(std::chrono::duration<double>(waited).count());
     count_transition(metrics, out.permit.transition);
     if (!out.permit.allowed) {
         metrics.circuit_rejected->Increment();
@@ -102,6 +100,7 @@ std::optional<admission_result> try_admit(upstream_state& st, const net::any_io_
                                           admin::upstream_metrics& metrics,
                                           queued_admission& queued) {
     policy::admission a;
+    policy::circuit_permit permit;
     {
         std::lock_guard lock(st.mutex);
         a = st.queue.admit();
@@ -119,6 +118,8 @@ std::optional<admission_result> try_admit(upstream_state& st, const net::any_io_
             });
             return std::nullopt;
         }
+        if (!a.rejected())
+            permit = st.breaker.try_acquire();  // under the same lock: one per request
     }
     if (a.rejected()) {
         admission_result out;
@@ -129,7 +130,7 @@ std::optional<admission_result> try_admit(upstream_state& st, const net::any_io_
             ->Increment();
         return out;
     }
-    return ask_breaker(st, metrics, std::chrono::nanoseconds{0});
+    return breaker_verdict(metrics, std::move(permit), std::chrono::nanoseconds{0});
 }
 
 net::awaitable<admission_result> wait_admission(upstream_state& st, net::ip::tcp::socket& client,
@@ -185,7 +186,13 @@ net::awaitable<admission_result> wait_admission(upstream_state& st, net::ip::tcp
             co_await timer.async_wait(use_tuple);
         }
     }
-    co_return ask_breaker(st, metrics, steady_clock::now() - queued_at);
+    const auto waited = steady_clock::now() - queued_at;
+    policy::circuit_permit permit;
+    {
+        std::lock_guard lock(st.mutex);
+        permit = st.breaker.try_acquire();
+    }
+    co_return breaker_verdict(metrics, std::move(permit), waited);
 }
 
 }  // namespace sluice::upstream
