@@ -279,11 +279,15 @@ void pool::release(std::unique_ptr<connection> c, bool reusable, const upstream_
         c->idle_deadline = now + idle_for;
     }
     if (c->tls()) {
-        // Keep the newest resumable session (TLS 1.3 tickets arrive after the handshake). The
-        // pointer is compared first: a connection that brings back the session already kept
-        // (every release but the first few) costs no reference count.
+        // Keep the newest resumable session (TLS 1.3 tickets arrive after the handshake and
+        // replace the connection's session). A connection offers each session it holds once:
+        // in steady use a release costs a pointer comparison, not a lock and a reference count.
         SSL* ssl = c->tls()->native_handle();
-        SSL_SESSION* s = SSL_get0_session(ssl) == session_ ? nullptr : SSL_get1_session(ssl);
+        const SSL_SESSION* current = SSL_get0_session(ssl);
+        SSL_SESSION* s = nullptr;
+        if (current != c->offered_session && current != session_)
+            s = SSL_get1_session(ssl);
+        c->offered_session = current;
         if (s && SSL_SESSION_is_resumable(s)) {
             if (session_)
                 SSL_SESSION_free(session_);

@@ -53,6 +53,9 @@ class connection {
     unsigned uses = 0;
     /// Whether the TLS handshake resumed a session.
     bool resumed = false;
+    /// The TLS session this connection last offered the pool for resumption (pool::release());
+    /// only compared, never dereferenced.
+    const void* offered_session = nullptr;
     /// When the connection was opened; retired after `pool.max_connection_age`.
     steady_clock::time_point created;
     /// While idle: when the pool closes it (idle_timeout, or sooner per upstream Keep-Alive).
