@@ -84,18 +84,17 @@ std::unique_ptr<router> router::create(const config::config& cfg, std::vector<st
     return r;
 }
 
-std::shared_ptr<const upstream_bundle> router::match(std::string_view host,
-                                                     std::uint16_t port) const {
+const upstream_bundle* router::match(std::string_view host, std::uint16_t port) const {
     auto port_ok = [port](const config::host_pattern& p) { return !p.port || *p.port == port; };
     for (const auto& e : exact_) {
         if (e.pattern.host == host && port_ok(e.pattern))
-            return e.bundle;
+            return e.bundle.get();
     }
     for (const auto& e : wildcard_) {
         // pattern.host is ".example.com": the host must be longer, so one label at least.
         const auto& suffix = e.pattern.host;
         if (host.size() > suffix.size() && host.ends_with(suffix) && port_ok(e.pattern)) {
-            return e.bundle;
+            return e.bundle.get();
         }
     }
     return nullptr;
@@ -103,8 +102,8 @@ std::shared_ptr<const upstream_bundle> router::match(std::string_view host,
 
 std::shared_ptr<const upstream_bundle> router::route(std::string_view scheme, std::string_view host,
                                                      std::uint16_t port) {
-    if (auto b = match(host, port))
-        return b;
+    if (const auto* b = match(host, port))
+        return {std::shared_ptr<const upstream_bundle>{}, b};  // not owned: see route()
     if (!passthrough_)
         return nullptr;
 

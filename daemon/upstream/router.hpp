@@ -63,6 +63,10 @@ class router {
     /// The upstream for `host` (lowercase, IPv6 unbracketed) and `port`, for a request whose
     /// target scheme is `scheme` ("http"/"https"). Null when no upstream matches and
     /// `unknown_hosts` is `reject`. A passthrough bundle forwards to `scheme://host:port`.
+    /// A configured upstream comes back without ownership (no reference count to share between
+    /// I/O threads on every request): it is valid while this router lives, which the caller
+    /// guarantees by holding the runtime. A passthrough bundle is owned: it may be evicted
+    /// while its request is in flight.
     std::shared_ptr<const upstream_bundle> route(std::string_view scheme, std::string_view host,
                                                  std::uint16_t port);
 
@@ -82,7 +86,8 @@ class router {
         std::shared_ptr<const upstream_bundle> bundle;
     };
     router() = default;
-    std::shared_ptr<const upstream_bundle> match(std::string_view host, std::uint16_t port) const;
+    // The configured upstream for host:port, or null.
+    const upstream_bundle* match(std::string_view host, std::uint16_t port) const;
 
     std::vector<std::shared_ptr<const upstream_bundle>> configured_;
     std::vector<entry> exact_;     // sorted: with port first

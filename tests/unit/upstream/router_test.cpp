@@ -82,6 +82,25 @@ TEST_F(RouterTest, OriginIsFixedWhateverThePortAsked) {
     EXPECT_EQ(b->label, "api");
 }
 
+// A configured upstream is lent (valid while the router lives, no reference count touched per
+// request); a passthrough one is owned, so that eviction cannot free it under its request.
+TEST_F(RouterTest, ConfiguredBundlesAreLentPassthroughOnesOwned) {
+    cfg.upstreams = {make_upstream("api", {exact("api.example.com")}, "api")};
+    auto r = build(config::unknown_hosts_mode::passthrough, 1);
+    const auto owners = r->configured().front().use_count();
+    auto configured = r->route("http", "api.example.com", 80);
+    ASSERT_TRUE(configured);
+    EXPECT_EQ(configured.get(), r->configured().front().get());
+    EXPECT_EQ(configured.use_count(), 0);  // no control block shared
+    EXPECT_EQ(r->configured().front().use_count(), owners);
+    auto dynamic = r->route("http", "other.test", 80);
+    ASSERT_TRUE(dynamic);
+    EXPECT_GE(dynamic.use_count(), 2);   // the router's LRU and ours
+    r->route("http", "third.test", 80);  // evicts other.test from the LRU of 1
+    EXPECT_EQ(dynamic.use_count(), 1);   // ours alone: still valid
+    EXPECT_EQ(dynamic->name, "other.test");
+}
+
 TEST_F(RouterTest, PassthroughCreatesBoundedDynamicUpstreams) {
     cfg.defaults.rate_limit.burst_size = 7;
     auto r = build(config::unknown_hosts_mode::passthrough, 2);
