@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -11,7 +12,11 @@
 #include <iterator>
 #include <utility>
 
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
+#include <spdlog/details/console_globals.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
@@ -23,9 +28,8 @@ namespace {
 std::atomic<bool> access_on{true};
 std::atomic<config::log_format> access_format{config::log_format::text};
 std::atomic<std::int64_t> access_flush_ms{1000};  // log.access_log_flush_interval
-// Set by configure(), never unset: spdlog's registry keeps the logger alive, and its lookup (a
-// global lock and a map) stays off the request path.
-std::atomic<spdlog::logger*> access_logger{nullptr};
+// Set by configure(): before it, access lines go nowhere.
+std::atomic<bool> access_configured{false};
 
 std::shared_ptr<spdlog::logger> make_logger(const char* name, const char* pattern) {
     auto logger = spdlog::get(name);
@@ -78,9 +82,39 @@ std::string_view timestamp(std::chrono::system_clock::time_point now) {
     return {text, length};
 }
 
+// Writes `lines` and a newline to stderr with as few write(2) calls as the kernel allows (one,
+// short of a signal or a full pipe), under the mutex of spdlog's stderr sinks: the daemon's own
+// lines never land inside a batch, even on a pipe, where writes over PIPE_BUF are not atomic.
+// The batch goes out as it is, without a copy through spdlog's formatter (which grew a buffer
+// to the batch's size and freed it again on every flush). A failed write drops the rest, as
+// spdlog does.
 void write_lines(std::string_view lines) {
-    if (auto* logger = access_logger.load(std::memory_order_acquire))
-        logger->log(spdlog::level::info, spdlog::string_view_t(lines.data(), lines.size()));
+    if (!access_configured.load(std::memory_order_acquire))
+        return;
+    static const char newline = '\n';
+    iovec parts[2] = {{const_cast<char*>(lines.data()), lines.size()},
+                      {const_cast<char*>(&newline), 1}};
+    iovec* next = parts;
+    int left = 2;
+    std::lock_guard lock(spdlog::details::console_mutex::mutex());
+    while (left > 0) {
+        const ssize_t n = ::writev(STDERR_FILENO, next, left);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        auto written = static_cast<std::size_t>(n);
+        while (left > 0 && written >= next->iov_len) {
+            written -= next->iov_len;
+            ++next;
+            --left;
+        }
+        if (left > 0) {
+            next->iov_base = static_cast<char*>(next->iov_base) + written;
+            next->iov_len -= written;
+        }
+    }
 }
 
 // After a line was added to this thread's batch (which was empty before when `was_empty`):
@@ -117,10 +151,9 @@ void configure(const config::log_config& cfg) {
     main->flush_on(spdlog::level::warn);
     spdlog::set_default_logger(main);
 
-    // The access log is one line per request, with no level prefix, so JSON lines stay JSON.
-    auto logger = make_logger("access", "%v");
-    logger->set_level(spdlog::level::info);
-    access_logger.store(logger.get(), std::memory_order_release);
+    // The access log is one line per request, with no level prefix, so JSON lines stay JSON;
+    // write_lines() puts its batches on stderr.
+    access_configured.store(true, std::memory_order_release);
     access_on.store(cfg.access_log, std::memory_order_relaxed);
     access_format.store(cfg.format, std::memory_order_relaxed);
     access_flush_ms.store(cfg.access_log_flush_interval.count(), std::memory_order_relaxed);

@@ -7,8 +7,12 @@
 #include <regex>
 #include <thread>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fmt/chrono.h>
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 
 namespace sluice::logging {
@@ -229,6 +233,63 @@ TEST(AccessLog, LongestFieldsAndAFullBatchKeepEveryLineWhole) {
     }
     EXPECT_EQ(lines, 6u);
     EXPECT_EQ(std::count(full.text.begin(), full.text.end(), '\n'), 5);
+}
+
+// A batch larger than a pipe holds is written in pieces as the reader drains the pipe; the
+// daemon's own lines, logged meanwhile from another thread, come before or after it, never
+// inside it (journald and docker read stderr through a pipe).
+TEST(AccessLog, BatchesOnAPipeAreNeverSplitByDaemonLines) {
+    configure(log_config(config::log_format::text));
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    ASSERT_GT(::fcntl(fds[1], F_SETPIPE_SZ, 4096), 0);
+    const int saved = ::dup(STDERR_FILENO);
+    ASSERT_EQ(::dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
+    ::close(fds[1]);
+
+    std::string got;
+    std::thread reader([&] {
+        char buf[1024];
+        for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+            got.append(buf, static_cast<std::size_t>(n));
+    });
+    std::thread daemon([] {
+        for (int i = 0; i < 200; ++i)
+            spdlog::warn("daemon line {}", i);
+    });
+    constexpr int batches = 20, per_batch = 400;  // about 60 KiB each
+    int scheduled = 0;
+    batch_access_on_this_thread([&] { ++scheduled; });
+    for (int b = 0; b < batches; ++b) {
+        for (int i = 0; i < per_batch; ++i)
+            access(sample());
+        flush_access();
+    }
+    batch_access_on_this_thread(nullptr);
+    daemon.join();
+    ::dup2(saved, STDERR_FILENO);  // the pipe's last writer goes: the reader sees its end
+    ::close(saved);
+    reader.join();
+    ::close(fds[0]);
+
+    std::size_t access_lines = 0, daemon_lines = 0, run = 0;
+    for (std::size_t at = 0; at < got.size();) {
+        const auto end = got.find('\n', at);
+        ASSERT_NE(end, std::string::npos) << "unterminated line at " << at;
+        const std::string_view line(got.data() + at, end - at);
+        if (line.find(" access ") == 20 && line.ends_with("breaker=closed")) {
+            ++access_lines;
+            ++run;
+        } else {
+            ASSERT_NE(line.find("daemon line"), std::string_view::npos) << line;
+            // A daemon line between two access lines is allowed only between batches.
+            EXPECT_EQ(run % per_batch, 0u) << "a daemon line inside a batch, after " << run;
+            ++daemon_lines;
+        }
+        at = end + 1;
+    }
+    EXPECT_EQ(access_lines, std::size_t{batches * per_batch});
+    EXPECT_EQ(daemon_lines, 200u);
 }
 
 TEST(AccessLog, OffWritesNothing) {
