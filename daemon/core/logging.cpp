@@ -28,6 +28,7 @@ namespace {
 std::atomic<bool> access_on{true};
 std::atomic<config::log_format> access_format{config::log_format::text};
 std::atomic<std::int64_t> access_flush_ms{1000};  // log.access_log_flush_interval
+std::atomic<std::uint64_t> configuration{0};      // bumped by every configure()
 // Set by configure(): before it, access lines go nowhere.
 std::atomic<bool> access_configured{false};
 
@@ -53,7 +54,8 @@ constexpr std::size_t text_fixed_bound = 127 + 31 + 4 * 20 + 2 * 27;
 // logger adds it), and what makes the flush happen.
 struct access_batch {
     std::string lines;
-    std::function<void()> schedule;  // empty: this thread writes every line at once
+    std::function<void()> schedule;     // empty: this thread writes every line at once
+    std::uint64_t scheduled_under = 0;  // the configuration its flush was scheduled under
 };
 thread_local access_batch batch;
 
@@ -119,11 +121,21 @@ void write_lines(std::string_view lines) {
 
 // After a line was added to this thread's batch (which was empty before when `was_empty`):
 // writes a full batch at once, or has the first line of a batch schedule its flush.
+// Schedules the batch's flush when it is new (`was_empty`) or was scheduled before the last
+// configure(), so that a shorter interval also applies to the lines already waiting.
+void schedule_batch(bool was_empty) {
+    const auto now_under = configuration.load(std::memory_order_acquire);
+    if (was_empty || batch.scheduled_under != now_under) {
+        batch.scheduled_under = now_under;
+        batch.schedule();
+    }
+}
+
 void line_batched(bool was_empty) {
     if (batch.lines.size() >= batch_limit)
         flush_access();
-    else if (was_empty)
-        batch.schedule();
+    else
+        schedule_batch(was_empty);
 }
 
 // Queues one line (no newline) on this thread's batch, or writes it when the thread does not
@@ -157,6 +169,7 @@ void configure(const config::log_config& cfg) {
     access_on.store(cfg.access_log, std::memory_order_relaxed);
     access_format.store(cfg.format, std::memory_order_relaxed);
     access_flush_ms.store(cfg.access_log_flush_interval.count(), std::memory_order_relaxed);
+    configuration.fetch_add(1, std::memory_order_release);
 }
 
 std::chrono::milliseconds access_flush_interval() noexcept {
@@ -174,6 +187,11 @@ std::string_view strip_query(std::string_view path) noexcept {
 void batch_access_on_this_thread(std::function<void()> schedule) {
     flush_access();
     batch.schedule = std::move(schedule);
+}
+
+void reschedule_access() {
+    if (batch.schedule && !batch.lines.empty())
+        schedule_batch(false);
 }
 
 void flush_access() {

@@ -41,14 +41,20 @@ void access(const access_entry& e);
 
 /// Makes the calling thread batch its access lines: they gather in a per-thread buffer and
 /// flush_access() writes them with one write() instead of one each (64 KiB at most; a full
-/// batch is written at once). `schedule` is called when a line lands in an empty batch and must
-/// make flush_access() run on this thread within access_flush_interval(): an I/O thread arms
-/// a timer for it, or with an interval of 0 posts it behind the handlers already queued.
+/// batch is written at once). `schedule` is called when a line lands in an empty batch, or in
+/// a batch scheduled before the last configure() (a reload may shorten the interval), and must
+/// make flush_access() run on this thread within access_flush_interval(): an I/O thread
+/// (re-)arms a timer for it, or with an interval of 0 posts it behind the handlers queued.
 void batch_access_on_this_thread(std::function<void()> schedule);
 
 /// `log.access_log_flush_interval` of the last configure(): how long a batched line may wait
 /// (0: until the end of the event loop's turn).
 std::chrono::milliseconds access_flush_interval() noexcept;
+
+/// Schedules this thread's waiting batch again when configure() ran since it was scheduled:
+/// after a reload, a line already waiting waits at most the new interval. The server posts it
+/// to every I/O thread on reload.
+void reschedule_access();
 
 /// Writes the access lines this thread has batched. Call it before the thread ends.
 void flush_access();

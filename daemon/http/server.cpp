@@ -250,6 +250,10 @@ std::shared_ptr<const runtime> server::current() const {
 
 void server::swap_runtime(std::shared_ptr<const runtime> rt) {
     std::atomic_store(&rt_, rt);
+    // The reload may have shortened log.access_log_flush_interval: lines already waiting on
+    // an I/O thread that logs nothing more would otherwise keep the old interval.
+    for (auto& w : workers_)
+        net::post(w->ioc, logging::reschedule_access);
 }
 
 void server::run() {

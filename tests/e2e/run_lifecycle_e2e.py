@@ -328,6 +328,22 @@ def t_access_log_flush(ctx):
     finally:
         s.stop()
 
+    # A reload to a shorter interval reaches the line already waiting under the 1m one.
+    s = Sluice(ctx["sluice"], path)
+    try:
+        assert get(s.port, "http://slow.example.test/fast/before-reload")[0] == 200
+        with open(path, "w") as f:
+            f.write(config(up, 600000, 1000,
+                           log="{level: info, access_log: true, access_log_flush_interval: 0s}"))
+        s.proc.send_signal(signal.SIGHUP)
+        assert s.log_has("config reloaded"), "reload failed: %s" % "".join(s.lines[-5:])
+        assert get(s.port, "http://slow.example.test/fast/after-reload")[0] == 200
+        for name in ("before-reload", "after-reload"):
+            assert s.log_has("path=/fast/%s status=200" % name), \
+                "%s still waits for the 1m interval after a reload to 0s" % name
+    finally:
+        s.stop()
+
 
 TESTS = [
     ("SIGHUP under load: rate change applies, zero failures, invalid file rejected",
@@ -336,7 +352,8 @@ TESTS = [
      t_sigterm_with_requests_in_flight),
     ("--check-config: exit 0 / 2 with FILE:LINE:COLUMN", t_check_config),
     ("SIGHUP with a new listen address rebinds", t_rebind_on_reload),
-    ("access lines: written within the flush interval, and at SIGTERM", t_access_log_flush),
+    ("access lines: written within the flush interval, at SIGTERM, and a reload shortens it",
+     t_access_log_flush),
 ]
 
 

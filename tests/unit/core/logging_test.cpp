@@ -158,6 +158,35 @@ TEST(AccessLog, FlushIntervalFollowsTheLastConfigure) {
     EXPECT_EQ(access_flush_interval(), std::chrono::milliseconds{0});
 }
 
+// A reload that shortens the interval must reach lines already waiting: the batch is
+// scheduled again by the first line after configure(), not only by the first of the batch.
+TEST(AccessLog, AReloadSchedulesAWaitingBatchAgain) {
+    configure(log_config(config::log_format::text));
+    int scheduled = 0;
+    batch_access_on_this_thread([&] { ++scheduled; });
+    auto queued = capture([] {
+        access(sample());
+        access(sample());
+    });
+    EXPECT_EQ(scheduled, 1);
+    auto cfg = log_config(config::log_format::text);
+    cfg.access_log_flush_interval = std::chrono::milliseconds{0};
+    configure(cfg);
+    auto after = capture([] {
+        access(sample());
+        access(sample());
+    });
+    EXPECT_EQ(scheduled, 2);  // once again after the reload, not per line
+    reschedule_access();      // what a reload posts to every I/O thread
+    EXPECT_EQ(scheduled, 2);  // already scheduled under this configuration
+    configure(cfg);
+    reschedule_access();  // a thread that logs nothing more after the reload
+    EXPECT_EQ(scheduled, 3);
+    auto rest = capture([] { batch_access_on_this_thread(nullptr); });
+    EXPECT_EQ(queued.text + after.text, "");
+    EXPECT_EQ(std::count(rest.text.begin(), rest.text.end(), '\n'), 4);
+}
+
 TEST(AccessLog, BatchedLinesWaitForTheFlushAndGoOutTogether) {
     configure(log_config(config::log_format::text));
     int scheduled = 0;
@@ -257,7 +286,9 @@ TEST(AccessLog, BatchesOnAPipeAreNeverSplitByDaemonLines) {
         for (int i = 0; i < 200; ++i)
             spdlog::warn("daemon line {}", i);
     });
-    constexpr int batches = 20, per_batch = 400;  // about 60 KiB each
+    // About 50 KiB each: under the 64 KiB at which a batch is written by itself, so every
+    // write(2) boundary is a flush_access() below.
+    constexpr int batches = 20, per_batch = 250;
     int scheduled = 0;
     batch_access_on_this_thread([&] { ++scheduled; });
     for (int b = 0; b < batches; ++b) {
