@@ -5,9 +5,13 @@
 
 namespace sluice::upstream {
 
-std::string make_pool_key(const config::origin& o, const config::tls_policy* tls,
-                          bool passthrough) {
+std::string make_pool_key(const config::origin& o, const config::tls_policy* tls, bool passthrough,
+                          std::string_view name) {
     std::string key = passthrough ? "passthrough|" : "upstream|";
+    if (!name.empty()) {
+        key += name;
+        key += '|';
+    }
     key += o.scheme + "://" + o.authority() + ":" + std::to_string(o.port);
     if (tls && o.tls()) {
         key += "|verify=" + std::string(tls->verify ? "1" : "0") + "|ca=" + tls->ca_file +
@@ -54,7 +58,7 @@ std::unique_ptr<router> router::create(const config::config& cfg, std::vector<st
                 }
             }
         }
-        b->pool_key = make_pool_key(b->origin, &b->policy.tls, false);
+        b->pool_key = make_pool_key(b->origin, &b->policy.tls, false, b->name);
         if (previous) {
             for (const auto& old : previous->configured_) {
                 if (old->name == b->name && old->state->same_policy(b->policy)) {

@@ -106,12 +106,14 @@ class router {
         dynamic_;
 };
 
-/// The pool key of an origin with TLS context `tls` (null for plain HTTP).
-/// The pool key of an origin: scheme, authority and port; for TLS the settings that shape a
-/// connection (verification, CA, client certificate, minimum version) — by value, so a reload
-/// with the same settings reuses the same pools; and a mark for passthrough, whose connections
-/// were opened under the internal-address check and must never be shared with a configured
-/// upstream's (nor the other way round).
-std::string make_pool_key(const config::origin& o, const config::tls_policy* tls, bool passthrough);
+/// The pool key of an origin with TLS settings `tls` (null for plain HTTP): scheme, authority
+/// and port; for TLS the settings that shape a connection (verification, CA, client
+/// certificate, minimum version) — by value, so a reload with the same settings reuses the same
+/// pools; a mark for passthrough, whose connections were opened under the internal-address
+/// check and must never be shared with a configured upstream's (nor the other way round); and
+/// the configured upstream's `name`, so that two upstreams on one origin keep their own pool
+/// limits and connection gauges, and a renamed upstream's gauges follow the new name.
+std::string make_pool_key(const config::origin& o, const config::tls_policy* tls, bool passthrough,
+                          std::string_view name = {});
 
 }  // namespace sluice::upstream

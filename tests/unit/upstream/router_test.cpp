@@ -101,6 +101,21 @@ TEST_F(RouterTest, ConfiguredBundlesAreLentPassthroughOnesOwned) {
     EXPECT_EQ(dynamic->name, "other.test");
 }
 
+// Two upstreams on one origin keep their own pools (pool limits, connection gauges by label);
+// the same upstream after a reload keeps its pool.
+TEST_F(RouterTest, PoolKeysNameTheUpstream) {
+    cfg.upstreams = {make_upstream("a", {exact("a.example.com")}, "origin.internal"),
+                     make_upstream("b", {exact("b.example.com")}, "origin.internal")};
+    auto r = build(config::unknown_hosts_mode::passthrough);
+    const auto a = r->route("http", "a.example.com", 80)->pool_key;
+    const auto b = r->route("http", "b.example.com", 80)->pool_key;
+    EXPECT_NE(a, b);
+    EXPECT_EQ(build()->route("http", "a.example.com", 80)->pool_key, a);  // a reload
+    const auto dynamic = r->route("http", "origin.internal", 80)->pool_key;
+    EXPECT_NE(dynamic, a);
+    EXPECT_NE(dynamic, b);
+}
+
 TEST_F(RouterTest, PassthroughCreatesBoundedDynamicUpstreams) {
     cfg.defaults.rate_limit.burst_size = 7;
     auto r = build(config::unknown_hosts_mode::passthrough, 2);
