@@ -41,8 +41,8 @@ std::shared_ptr<spdlog::logger> make_logger(const char* name, const char* patter
     return logger;
 }
 
-// Lines written through the access logger at once: up to this many bytes per write (Envoy's
-// file access log buffers 64 KiB too).
+// Access lines written at once: up to this many bytes per write (Envoy's file access log
+// buffers 64 KiB too).
 constexpr std::size_t batch_limit = 64 * 1024;
 
 // The longest text access line, less its string fields: the key names and separators (127
@@ -50,8 +50,8 @@ constexpr std::size_t batch_limit = 64 * 1024;
 // most 27 characters (whole_microseconds() bounds them to 14 digits and 7).
 constexpr std::size_t text_fixed_bound = 127 + 31 + 4 * 20 + 2 * 27;
 
-// The access lines of one thread waiting for flush_access(), without the last newline (the
-// logger adds it), and what makes the flush happen.
+// The access lines of one thread waiting for flush_access(), without the last newline
+// (write_lines() adds it), and what makes the flush happen.
 struct access_batch {
     std::string lines;
     std::function<void()> schedule;     // empty: this thread writes every line at once
@@ -119,8 +119,6 @@ void write_lines(std::string_view lines) {
     }
 }
 
-// After a line was added to this thread's batch (which was empty before when `was_empty`):
-// writes a full batch at once, or has the first line of a batch schedule its flush.
 // Schedules the batch's flush when it is new (`was_empty`) or was scheduled before the last
 // configure(), so that a shorter interval also applies to the lines already waiting.
 void schedule_batch(bool was_empty) {
@@ -131,6 +129,8 @@ void schedule_batch(bool was_empty) {
     }
 }
 
+// After a line was added to this thread's batch (which was empty before when `was_empty`):
+// writes a full batch at once, or schedules its flush.
 void line_batched(bool was_empty) {
     if (batch.lines.size() >= batch_limit)
         flush_access();
