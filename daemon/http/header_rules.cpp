@@ -167,12 +167,25 @@ void append_via(bhttp::fields& f, unsigned version, std::string_view pseudonym) 
     std::string value;
     for (auto it = f.find(bhttp::field::via); it != f.end() && it->name() == bhttp::field::via;
          ++it) {
-        value += it->value();
-        value += ", ";
+        append_via_entries(value, it->value());
     }
     value += version == 10 ? "1.0 " : "1.1 ";
     value += pseudonym;
     f.set(bhttp::field::via, value);
+}
+
+void append_via_entries(std::string& joined, std::string_view value) {
+    while (!value.empty()) {
+        const auto comma = value.find(',');
+        std::string_view entry = value.substr(0, comma);
+        value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+        const auto first = entry.find_first_not_of(" \t");
+        if (first == std::string_view::npos)
+            continue;
+        entry = entry.substr(first, entry.find_last_not_of(" \t") + 1 - first);
+        joined += entry;
+        joined += ", ";
+    }
 }
 
 std::optional<std::chrono::seconds> keep_alive_timeout(const bhttp::fields& f) {

@@ -52,6 +52,12 @@ bool via_contains(const bhttp::fields& f, std::string_view pseudonym);
 /// 11), keeping earlier entries (RFC 9110 §7.6.3).
 void append_via(bhttp::fields& f, unsigned version, std::string_view pseudonym);
 
+/// Appends the entries of one received `Via` value to `joined`, each followed by ", ": the
+/// comma-separated elements with their optional whitespace trimmed, empty ones dropped. A
+/// recipient accepts empty list elements, a sender must not generate them (RFC 9110 §5.6.1),
+/// so an empty `Via:` line or a stray comma does not become ", , 1.1 sluice-…".
+void append_via_entries(std::string& joined, std::string_view value);
+
 /// The `timeout=N` parameter of a `Keep-Alive` field (seconds), if present and valid.
 std::optional<std::chrono::seconds> keep_alive_timeout(const bhttp::fields& f);
 

@@ -138,8 +138,7 @@ void append_forwarded_fields(std::string& out, const bhttp::fields& f, bool join
         if (listed.lists(field))
             continue;
         if (join_via && name == bhttp::field::via) {
-            via += field.value();
-            via += ", ";
+            append_via_entries(via, field.value());
             continue;
         }
         append_field(out, field.name_string(), field.value());

@@ -121,6 +121,20 @@ TEST(Via, AppendsAndDetectsOwnPseudonym) {
     EXPECT_EQ(old[bhttp::field::via], "1.0 p");
 }
 
+// Empty list elements are accepted and not passed on (RFC 9110 §5.6.1): an empty Via line, a
+// stray comma, whitespace around entries.
+TEST(Via, EmptyEntriesAreDropped) {
+    auto empty = fields({{"Via", ""}});
+    append_via(empty, 11, "s");
+    EXPECT_EQ(empty[bhttp::field::via], "1.1 s");
+    auto stray = fields({{"Via", " , 1.0 a ,, 1.1 b (x) ,"}, {"Via", "\t"}});
+    append_via(stray, 11, "s");
+    EXPECT_EQ(stray[bhttp::field::via], "1.0 a, 1.1 b (x), 1.1 s");
+    std::string joined;
+    append_via_entries(joined, ",,, ");
+    EXPECT_EQ(joined, "");
+}
+
 TEST(KeepAlive, TimeoutParameter) {
     EXPECT_EQ(keep_alive_timeout(fields({{"Keep-Alive", "timeout=5, max=100"}})),
               std::chrono::seconds{5});

@@ -98,6 +98,19 @@ TEST(UpstreamRequestHead, DropsHopByHopAndManagedFieldsThenAddsOursInOrder) {
               "Content-Length: 5\r\n\r\n");
 }
 
+TEST(UpstreamRequestHead, AnEmptyClientViaAddsNoEmptyEntry) {
+    bhttp::request<bhttp::empty_body> r{bhttp::verb::get, "/", 11};
+    r.insert("Via", "");
+    upstream_request_edits e;
+    e.target = "/";
+    e.host = "h";
+    e.via_pseudonym = "sluice-1";
+    std::string out;
+    append_upstream_request_head(out, r.base(), e);
+    append_upstream_request_framing(out, std::nullopt, false);
+    EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: h\r\nVia: 1.1 sluice-1\r\n\r\n");
+}
+
 TEST(UpstreamRequestHead, WithoutViaTheClientsViaPassesAndChunkedFramesTheBody) {
     bhttp::request<bhttp::empty_body> r;
     r.method_string("PURGE");  // an unknown method keeps its spelling
