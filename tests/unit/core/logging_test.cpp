@@ -67,6 +67,12 @@ captured capture(F&& f) {
     return c;
 }
 
+// Logs two sample lines.
+void two_lines() {
+    access(sample());
+    access(sample());
+}
+
 void expect_stamp(const captured& c, std::string_view stamp) {
     EXPECT_TRUE(stamp == c.stamp_before || stamp == c.stamp_after)
         << stamp << " vs " << c.stamp_before << ".." << c.stamp_after;
@@ -169,18 +175,12 @@ TEST(AccessLog, AReloadSchedulesAWaitingBatchAgain) {
     configure(log_config(config::log_format::text));
     int scheduled = 0;
     batch_access_on_this_thread([&] { ++scheduled; });
-    auto queued = capture([] {
-        access(sample());
-        access(sample());
-    });
+    auto queued = capture(two_lines);
     EXPECT_EQ(scheduled, 1);
     auto cfg = log_config(config::log_format::text);
     cfg.access_log_flush_interval = std::chrono::milliseconds{0};
     configure(cfg);
-    auto after = capture([] {
-        access(sample());
-        access(sample());
-    });
+    auto after = capture(two_lines);
     EXPECT_EQ(scheduled, 2);  // once again after the reload, not per line
     reschedule_access();      // what a reload posts to every I/O thread
     EXPECT_EQ(scheduled, 2);  // already scheduled under this configuration
@@ -196,10 +196,7 @@ TEST(AccessLog, BatchedLinesWaitForTheFlushAndGoOutTogether) {
     configure(log_config(config::log_format::text));
     int scheduled = 0;
     batch_access_on_this_thread([&] { ++scheduled; });
-    auto queued = capture([] {
-        access(sample());
-        access(sample());
-    });
+    auto queued = capture(two_lines);
     EXPECT_EQ(queued.text, "");
     EXPECT_EQ(scheduled, 1);  // once per batch, not per line
     auto flushed = capture([] { flush_access(); });
