@@ -44,7 +44,7 @@ void connection::close() noexcept {
 bool connection::idle_looks_alive() {
     if (buffer_.size() != 0)
         return false;
-    if (tls_ && SSL_has_pending(tls_->native_handle()) == 1)
+    if (tls_ && tls_->has_buffered())
         return false;
     auto& sock = lowest().socket();
     if (!sock.is_open())
@@ -57,8 +57,10 @@ bool connection::idle_looks_alive() {
 
 void connection::trim() noexcept {
     // Refused (0) only while OpenSSL holds unread bytes, which an idle connection never does.
-    if (tls_)
+    if (tls_) {
         (void)SSL_free_buffers(tls_->native_handle());
+        tls_->release_buffer();
+    }
     buffer_.shrink_to_fit();
     trimmed = true;
 }

@@ -64,8 +64,9 @@ class connection {
     steady_clock::time_point released;
 
     /// How long an idle connection keeps its buffers: OpenSSL's two record buffers (16 KiB
-    /// each) and our read buffer. A connection in steady use keeps them, so a request costs no
-    /// allocation of either; one idle this long gives them back (trim()).
+    /// each), the TLS receive buffer (16 KiB) and our read buffer. A connection in steady use keeps
+    /// them, so a request costs no allocation of either; one idle this long gives them back
+    /// (trim()).
     static constexpr auto buffers_kept = std::chrono::seconds{1};
     /// Whether trim() ran since the connection was last taken from the pool.
     bool trimmed = false;

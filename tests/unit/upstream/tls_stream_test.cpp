@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
@@ -137,6 +138,8 @@ TEST_F(tls_pair, RecordBuffersFreedWhileIdleComeBackForTheNextExchange) {
                 EXPECT_FALSE(rec) << rec.message();
                 EXPECT_EQ(answer, std::string(ask.substr(0, 3)) + "!");
                 EXPECT_EQ(SSL_free_buffers(client->native_handle()), 1);  // idle: nothing held
+                EXPECT_FALSE(client->has_buffered());
+                client->release_buffer();  // and the receive buffer too
             }
         },
         [&]() -> net::awaitable<void> {
@@ -172,6 +175,90 @@ TEST_F(tls_pair, BytesAlreadyDecryptedAreReadWithoutWaitingOnTheSocket) {
             co_await server_handshake();
             co_await net::async_write(*server, net::buffer("abcdefghijkl", 12), use_tuple);
         });
+}
+
+// What connection::idle_looks_alive() relies on: bytes received but not yet read, here a second
+// record that came in the same recv(2) as the first, count as buffered until they are read.
+TEST_F(tls_pair, ARecordReceivedButNotYetReadCountsAsBuffered) {
+    connect(test::test_ca::instance().api_leaf());
+    net::steady_timer both_sent(ioc, std::chrono::steady_clock::time_point::max());
+    run(
+        [&]() -> net::awaitable<void> {
+            co_await client_handshake();
+            co_await both_sent.async_wait(use_tuple);  // cancelled by the server
+            EXPECT_FALSE(client->has_buffered());      // nothing received yet
+            for (std::string_view want : {"one", "two"}) {
+                char piece[16];
+                auto [ec, n] = co_await client->async_read_some(net::buffer(piece), use_tuple);
+                EXPECT_FALSE(ec) << ec.message();
+                EXPECT_EQ(std::string_view(piece, n), want);  // one record per read
+                EXPECT_EQ(client->has_buffered(), want == "one");
+            }
+        },
+        [&]() -> net::awaitable<void> {
+            co_await server_handshake();
+            co_await net::async_write(*server, net::buffer("one", 3), use_tuple);
+            co_await net::async_write(*server, net::buffer("two", 3), use_tuple);
+            both_sent.cancel();
+        });
+}
+
+// Each answer is written only after its read has started, so every read finds the socket empty
+// at first: the reads soon stop trying recv(2) at once and go through Asio (receive_odds), and
+// every answer still arrives, in order.
+TEST_F(tls_pair, AnswersThatComeAfterTheReadStartedAllArrive) {
+    connect(test::test_ca::instance().api_leaf());
+    constexpr int exchanges = 100;
+    run(
+        [&]() -> net::awaitable<void> {
+            co_await client_handshake();
+            for (int i = 0; i < exchanges; ++i) {
+                const std::string ask = std::to_string(i % 10);
+                auto [wec, wn] = co_await net::async_write(*client, net::buffer(ask), use_tuple);
+                EXPECT_FALSE(wec) << wec.message();
+                char answer;
+                auto [rec, rn] =
+                    co_await client->async_read_some(net::buffer(&answer, 1), use_tuple);
+                EXPECT_FALSE(rec) << rec.message();
+                EXPECT_EQ(std::string(1, answer), ask);
+            }
+        },
+        [&]() -> net::awaitable<void> {
+            co_await server_handshake();
+            for (int i = 0; i < exchanges; ++i) {
+                char ask;
+                auto [ec, n] = co_await net::async_read(*server, net::buffer(&ask, 1), use_tuple);
+                EXPECT_FALSE(ec);
+                co_await net::async_write(*server, net::buffer(&ask, 1), use_tuple);
+            }
+        });
+}
+
+TEST(ReceiveOdds, TriesAtOnceWhileThreeReadsInFourFindTheirBytes) {
+    receive_odds odds;
+    // Fresh: at once. Three hits for each miss hold the score where it is (back at 64).
+    for (int i = 0; i < 100; ++i) {
+        ASSERT_TRUE(odds.receive_now());
+        if (i % 4 == 0)
+            odds.missed();
+        else
+            odds.found();
+    }
+    // From the ceiling (64), 11 misses in a row reach 31, below the threshold (32).
+    for (int i = 0; i < 11; ++i) {
+        ASSERT_TRUE(odds.receive_now()) << i;
+        odds.missed();
+    }
+    // Then one read in 8 still tries at once: a probe.
+    std::string pattern;
+    for (int i = 0; i < 16; ++i)
+        pattern += odds.receive_now() ? 'T' : '-';
+    EXPECT_EQ(pattern, "-------T-------T");
+    // A probe that finds bytes: 32, at the threshold: every read tries at once again.
+    ASSERT_FALSE(odds.receive_now());
+    odds.found();
+    EXPECT_TRUE(odds.receive_now());
+    EXPECT_TRUE(odds.receive_now());
 }
 
 TEST_F(tls_pair, ReadsThatCompleteAtOnceNestOnlyBoundedlyOnTheStack) {
