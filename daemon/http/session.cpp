@@ -511,6 +511,18 @@ class session {
                                                                 std::size_t& total) {
         beast::error_code ec;
         std::size_t used = 0;
+        if constexpr (Parser::is_request::value) {
+            // Empty lines before a request-line are ignored (RFC 9112 §2.2), as nginx does:
+            // the CRLF some clients send after a POST body, or a bare LF. They count toward no
+            // limit; the head's deadline bounds how long a client may send them.
+            if (!parser.got_some()) {
+                const auto* p = static_cast<const char*>(buffer.data().data());
+                std::size_t blank = 0;
+                while (blank < buffer.size() && (p[blank] == '\r' || p[blank] == '\n'))
+                    ++blank;
+                buffer.consume(blank);
+            }
+        }
         if (buffer.size() > 0) {
             parser.header_limit(
                 static_cast<std::uint32_t>(std::min<std::uint64_t>(max_bytes - total, UINT32_MAX)));

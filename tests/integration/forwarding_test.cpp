@@ -161,6 +161,27 @@ TEST_F(Forwarding, PipelinedRequestsAnsweredInOrder) {
     EXPECT_EQ(c.read_response().body, "/3");
 }
 
+// RFC 9112 §2.2: empty lines before a request-line are ignored, whether they come with it, in a
+// write of their own (the CRLF some clients send after a POST body), or as bare LFs.
+TEST_F(Forwarding, EmptyLinesBeforeARequestLineAreIgnored) {
+    start([](const received_request& r) { return respond(200, r.target); });
+    raw_client c(proxy->port());
+    c.send("\r\n\r\n" + get("http://api.example.test/1"));
+    EXPECT_EQ(c.read_response().body, "/1");
+    c.send(
+        "POST http://api.example.test/2 HTTP/1.1\r\nHost: api.example.test\r\n"
+        "Content-Length: 4\r\n\r\nbody\r\n");
+    EXPECT_EQ(c.read_response().body, "/2");
+    c.send("\n");
+    c.send("\r\n" + get("http://api.example.test/3"));
+    auto r = c.read_response();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "/3");
+    auto reqs = upstream->requests();
+    ASSERT_EQ(reqs.size(), 3u);
+    EXPECT_EQ(reqs[1].body, "body");
+}
+
 TEST_F(Forwarding, Http10ClientGetsCloseDelimitedOrLength) {
     start([](const received_request& r) {
         if (r.target == "/chunked")
