@@ -201,6 +201,10 @@ class session {
         std::shared_ptr<const upstream::upstream_bundle> upstream;
         unsigned status = 0;
         std::uint64_t bytes_out = 0;
+        // Bytes of the request body read from the client (bytes_in), with those of `body` when
+        // one is read, so that a response sluice makes after reading it still counts them.
+        std::uint64_t bytes_in = 0;
+        const request_body* body = nullptr;
         unsigned attempts = 0;
         std::chrono::nanoseconds queue_wait{0};
         std::string_view breaker;  // state the breaker was seen in, for the access log
@@ -380,8 +384,10 @@ class session {
         // is answered only for a request that will go (DESIGN §3.1).
         if (!admit_now(rs))
             co_await wait_admission(rs);
-        if (!take_admission(rs))
+        if (!take_admission(rs)) {
+            finish(x);  // the client went away while queued: status 0, nothing was sent
             co_return false;
+        }
         if (rs.reply) {
             rs.reply->close = rs.reply->close || body_pending;
             co_await respond(x, *rs.reply);
@@ -400,6 +406,7 @@ class session {
         wire_.clear();
         const bool idempotency_key = write_upstream_head(x, head.get());
         request_body& body = rs.body;
+        x.body = &body;
         body.chunked = head.chunked();
         if (auto cl = head.content_length())
             body.length = *cl;
@@ -437,7 +444,7 @@ class session {
             wire_ += body.buffered;
 
         bool keep = co_await forward(rs, idempotency_key);
-        finish(x, body.bytes_read);
+        finish(x);
         co_return keep&& x.client_keep_alive;
     }
 
@@ -970,15 +977,20 @@ class session {
             "HTTP/1.1 200 Connection established\r\n\r\n";
         client_.expires_after(cfg_.limits.client_idle_timeout);
         auto [wec, wn] = co_await net::async_write(client_, net::buffer(established), use_tuple);
-        if (wec)
+        if (wec) {
+            finish(x);  // the client went away: status 0, nothing was sent
             co_return;
+        }
         x.status = 200;
         // Bytes that came with the CONNECT head (e.g. a TLS ClientHello) go first.
         if (buffer_.size() > 0) {
             up->expires_after(cfg_.limits.client_idle_timeout);
             auto [ec, n] = co_await net::async_write(*up, buffer_.data(), use_tuple);
-            if (ec)
+            x.bytes_in += n;
+            if (ec) {
+                finish(x);
                 co_return;
+            }
             buffer_.consume(buffer_.size());
         }
         u.metrics->tunnels_active->Increment();
@@ -987,9 +999,10 @@ class session {
             co_await (pipe(client_, *up, relay_.get()) && pipe(*up, client_, back.get()));
         u.metrics->tunnels_active->Decrement();
         x.bytes_out = to_client;
+        x.bytes_in += to_up;
         beast::error_code ignored;
         up->socket().close(ignored);
-        finish(x, to_up);
+        finish(x);
     }
 
     // Copies `from` to `to` until `from` ends, then half-closes `to` (FIN carries the end
@@ -1407,12 +1420,12 @@ class session {
         x.client_keep_alive = !close;
         client_.expires_after(cfg_.limits.client_idle_timeout);
         auto [ec, n] = co_await bhttp::async_write(client_, res, use_tuple);
-        finish(x, 0);
+        finish(x);
         co_return !ec && !close;
     }
 
     // Counts and logs a finished request, once.
-    void finish(exchange& x, std::uint64_t bytes_in) {
+    void finish(exchange& x) {
         if (x.logged)
             return;
         x.logged = true;
@@ -1430,7 +1443,7 @@ class session {
         e.host = x.target.host;
         e.path = x.target.path();
         e.status = x.status;
-        e.bytes_in = bytes_in;
+        e.bytes_in = x.bytes_in + (x.body ? x.body->bytes_read : 0);
         e.bytes_out = x.bytes_out;
         e.duration_seconds = seconds;
         e.attempts = x.attempts;

@@ -388,6 +388,12 @@ upstreams:
     hosts: [bad.example.test]
     origin: "https://localhost:%(port)d"
     tls: {ca_file: "%(other_ca)s"}
+  - name: queued
+    hosts: [queued.example.test]
+    origin: "https://localhost:%(port)d"
+    tls: {ca_file: "%(ca)s"}
+    rate_limit: {requests_per_minute: 1, burst_size: 1}
+    queue: {max_size: 10, max_wait: 2m}
   - name: tunnel
     hosts: [localhost]
     origin: "https://localhost:%(port)d"
@@ -903,6 +909,68 @@ def t_secrets_not_logged(c):
     expect(SECRET_TOKEN not in text, "the Authorization token appears in sluice's log")
 
 
+def wait_access_line(c, pred, what, timeout=5.0):
+    """The first access line (stderr) for which pred(line) holds, written within the default
+    1 s access_log_flush_interval; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in c.sluice.stderr_text().splitlines():
+            if pred(line):
+                return line
+        if time.monotonic() >= deadline:
+            raise AssertionError("no access line for %s" % what)
+        time.sleep(0.05)
+
+
+def t_access_bytes_in(c):
+    # A body that sluice read before the attempt failed: the 502's line counts it.
+    r = c.curl("http://bad.example.test/bytes-in", "--data-binary", "hello")
+    expect_eq(r.status, 502, "status")
+    line = wait_access_line(c, lambda l: "path=/bytes-in " in l, "the POST that got 502")
+    expect("status=502 bytes_in=5 " in line, "access line of the 502: %s" % line)
+    # Bytes that came with the CONNECT head (sent before the 200) count toward the tunnel's.
+    with socket.create_connection(("127.0.0.1", c.sluice.port), timeout=10) as s:
+        authority = "localhost:%d" % c.nginx.port
+        s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\nhello" % (authority, authority))
+                  .encode())
+        got = b""
+        while b"\r\n\r\n" not in got:
+            piece = s.recv(4096)
+            if not piece:
+                break
+            got += piece
+        expect(got.startswith(b"HTTP/1.1 200"), "CONNECT answer: %r" % got[:80])
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(4096):  # nginx drops the connection: "hello" is no TLS record
+            pass
+    line = wait_access_line(c, lambda l: "method=CONNECT" in l and "bytes_in=5 " in l,
+                            "the CONNECT with 5 early bytes")
+    expect("status=200 " in line, "access line of the tunnel: %s" % line)
+
+
+def t_access_client_gone_while_queued(c):
+    # The burst's one token goes to the first request; the second waits in the queue (the rate
+    # is one a minute) until its client leaves, and that still gets its access line: status 0,
+    # nothing was sent.
+    r = c.curl("http://queued.example.test/v1/items")
+    expect_eq(r.status, 200, "status of the request that took the token")
+    with socket.create_connection(("127.0.0.1", c.sluice.port), timeout=10) as s:
+        s.sendall(b"GET http://queued.example.test/gone HTTP/1.1\r\n"
+                  b"Host: queued.example.test\r\n\r\n")
+        metrics_url = "http://127.0.0.1:%d/metrics" % c.sluice.admin_port
+        depth = 'sluice_queue_depth{upstream="queued"} 1'
+        deadline = time.monotonic() + 10
+        while True:
+            with urllib.request.urlopen(metrics_url, timeout=5) as m:
+                if depth in m.read().decode():
+                    break
+            if time.monotonic() >= deadline:
+                raise AssertionError("the second request never queued")
+            time.sleep(0.05)
+    line = wait_access_line(c, lambda l: "path=/gone " in l, "the request whose client left")
+    expect("upstream=queued " in line and " status=0 " in line, "access line: %s" % line)
+
+
 def t_sigterm(c):
     proc = c.sluice.proc
     expect(proc.poll() is None, "sluice already exited with %r" % proc.returncode)
@@ -936,6 +1004,8 @@ SLUICE_TESTS = [
     ("upstream CA mismatch -> 502 tls_certificate_error", t_bad_ca),
     ("upstream cert for another host -> 502 tls_certificate_error", t_wrong_host_cert),
     ("Authorization never logged", t_secrets_not_logged),
+    ("access log bytes_in: body read before a 502, CONNECT early data", t_access_bytes_in),
+    ("access line for a client that left while queued", t_access_client_gone_while_queued),
     ("SIGTERM -> exit 0 within 20 s", t_sigterm),
 ]
 
