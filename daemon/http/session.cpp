@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -47,7 +48,12 @@ namespace bhttp = boost::beast::http;
 using net::ip::tcp;
 using steady_clock = std::chrono::steady_clock;
 using namespace net::experimental::awaitable_operators;
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+// co_await of an operation started with `deferred` runs it from the awaiting coroutine's own
+// frame; with use_awaitable, Asio wraps each operation in a coroutine frame of its own (an
+// allocation, and a frame to push and pop, per read and write: BENCHMARKS.md, "Profile").
+// Awaitable operators (|| and &&) need awaitables: awaitable_tuple.
+constexpr auto use_tuple = net::as_tuple(net::deferred);
+constexpr auto awaitable_tuple = net::as_tuple(net::use_awaitable);
 
 namespace {
 
@@ -299,7 +305,7 @@ class session {
             // The response has just been written (usually inline, see deadline_stream): read
             // now and Asio's speculative recv(2) fails with EAGAIN before the client could
             // answer. Behind the handlers already queued, the next request has often arrived.
-            co_await net::post(client_.get_executor(), net::use_awaitable);
+            co_await net::post(client_.get_executor(), net::deferred);
         }
         auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(idle_read_size), use_tuple);
         idle_entry_.unlink();
@@ -1043,8 +1049,8 @@ class session {
     net::awaitable<bool> wait_backoff(std::chrono::milliseconds delay) {
         net::steady_timer timer(client_.get_executor(), delay);
         auto& sock = client_.socket();
-        auto r = co_await (timer.async_wait(use_tuple) ||
-                           sock.async_wait(net::socket_base::wait_read, use_tuple));
+        auto r = co_await (timer.async_wait(awaitable_tuple) ||
+                           sock.async_wait(net::socket_base::wait_read, awaitable_tuple));
         if (r.index() == 0)
             co_return true;
         char byte;
@@ -1334,7 +1340,21 @@ class session {
         auto [hec, hn] = co_await net::async_write(client_, net::buffer(wire_), use_tuple);
         if (hec)
             co_return relay_result{false, false};
+        if (!co_await relay_body(x, up, conn, rp, chunked_out))
+            co_return relay_result{false, false};
+        const bool reusable = !upstream_close && !framing_suspect && conn.buffer().size() == 0;
+        co_return relay_result{x.client_keep_alive, reusable};
+    }
 
+    // The body of a response whose head was written: read from the upstream and written to the
+    // client piece by piece (chunked when `chunked_out`). False when either side failed; a
+    // truncated upstream body aborts the client connection. A coroutine of its own, so that
+    // relay_response's frame, which every request allocates, stays within the 1,020 bytes Asio
+    // recycles (BENCHMARKS.md, "Profile").
+    template <class Stream>
+    net::awaitable<bool> relay_body(exchange& x, Stream& up, upstream::connection& conn,
+                                    bhttp::response_parser<bhttp::buffer_body>& rp,
+                                    bool chunked_out) {
         bool upstream_ok = true;
         while (!rp.is_done()) {
             rp.get().body().data = relay_.get();
@@ -1359,7 +1379,7 @@ class session {
                     wec = e;
                 }
                 if (wec)
-                    co_return relay_result{false, false};
+                    co_return false;
                 x.bytes_out += got;
             }
             if (ec) {
@@ -1378,16 +1398,15 @@ class session {
             beast::error_code ignored;
             client_.socket().set_option(net::socket_base::linger(true, 0), ignored);
             client_.socket().close(ignored);
-            co_return relay_result{false, false};
+            co_return false;
         }
         if (chunked_out) {
             client_.expires_after(cfg_.limits.client_idle_timeout);
             auto [e, w] = co_await net::async_write(client_, bhttp::make_chunk_last(), use_tuple);
             if (e)
-                co_return relay_result{false, false};
+                co_return false;
         }
-        const bool reusable = !upstream_close && !framing_suspect && conn.buffer().size() == 0;
-        co_return relay_result{x.client_keep_alive, reusable};
+        co_return true;
     }
 
     // ---- responses sluice makes itself, and the end of a request ----------------------------
