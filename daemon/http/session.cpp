@@ -85,6 +85,7 @@ struct attempt_failure {
     proxy_errc error;
     std::string details;
     bool before_response_byte = false;  // nothing of a response arrived: a stale connection?
+    bool client_gone = false;           // the client left mid-body: nobody to answer
 };
 
 // How a failed attempt counts for the retry decision (DESIGN §3.5). Errors that are not the
@@ -178,12 +179,17 @@ class session {
           relay_() {
         beast::error_code ec;
         auto ep = client_.socket().remote_endpoint(ec);
+        // No peer address: the client reset the connection between accept and here. It is
+        // gone, not refused: nothing is served or logged (a 403 for client_cidrs, before).
+        client_gone_ = static_cast<bool>(ec);
         if (!ec)
             client_addr_ = ep.address().to_string() + ":" + std::to_string(ep.port());
         client_allowed_ = !ec && client_allowed(ep.address(), rt_->client_cidrs);
     }
 
     net::awaitable<void> run() {
+        if (client_gone_)
+            co_return;
         for (;;) {
             if (!co_await wait_for_request())
                 break;
@@ -424,14 +430,18 @@ class session {
                 client_.expires_after(cfg_.limits.client_idle_timeout);
                 auto [wec, wn] =
                     co_await net::async_write(client_, net::buffer(continue_head), use_tuple);
-                if (wec)
+                if (wec) {
+                    finish(x);  // the client went away: status 0
                     co_return false;
+                }
             }
             co_await read_body_prefix(body_parser, body, x.upstream->policy.retry.buffer_limit,
                                       rs.reply);
             if (rs.reply) {
                 if (rs.reply->status != 0)
                     co_await respond(x, *rs.reply);
+                else
+                    finish(x);  // the client went away mid-body: status 0
                 co_return false;
             }
         }
@@ -888,6 +898,10 @@ class session {
                 }
                 const bool upstream_failed = breaker_failure(failure->error);
                 record(u, rs.admitted.permit, upstream_failed, !upstream_failed);
+                if (failure->client_gone) {
+                    finish(x);  // status 0: nothing was sent
+                    co_return false;
+                }
                 auto outcome = retry_outcome(failure->error);
                 if (!outcome) {
                     rs.reply = local_response{failure->error, failure->details, 0, !body.complete};
@@ -923,13 +937,17 @@ class session {
                 }
                 // The upstream answered before taking the whole body (e.g. an early 413): the
                 // rest of the body is still on the client connection, so it must close, or those
-                // bytes would be read as the next request (RFC 9112 §9.3).
-                if (!body_parser.is_done())
+                // bytes would be read as the next request (RFC 9112 §9.3). The upstream may
+                // still expect that rest on its connection, which must not be reused either: the
+                // next request sent on it would be read as body.
+                const bool body_sent = body_parser.is_done();
+                if (!body_sent)
                     x.client_keep_alive = false;
                 auto keep_alive = keep_alive_timeout(rp->get());
                 auto relayed = co_await with_stream(
                     *conn, [&](auto& up) { return relay_response(x, up, *conn, *rp); });
-                pool->release(std::move(conn), relayed.upstream_reusable, u, keep_alive);
+                pool->release(std::move(conn), relayed.upstream_reusable && body_sent, u,
+                              keep_alive);
                 co_return relayed.client_ok;
             }
 
@@ -941,6 +959,7 @@ class session {
             if (conn) {
                 bool reusable = co_await with_stream(
                     *conn, [&](auto& up) { return discard_response(up, *conn, *rp); });
+                reusable = reusable && body_parser.is_done();  // as above: the body was all sent
                 auto keep_alive = keep_alive_timeout(rp->get());
                 pool->release(std::move(conn), reusable, u, keep_alive);
             }
@@ -1108,6 +1127,10 @@ class session {
                 co_return attempt_failure{proxy_errc::http_request_error,
                                           "request body could not be read", false};
             }
+            if (wec == net::error::connection_aborted) {
+                co_return attempt_failure{proxy_errc::http_request_error,
+                                          "the client left during its request body", false, true};
+            }
         }
         // timeouts.request runs from the end of the request: a slow upload is not a slow
         // upstream. An upstream that stopped taking the request (the write timed out) gets no
@@ -1247,10 +1270,14 @@ class session {
         while (!body_parser.is_done()) {
             conn.lowest().expires_after(io_timeout);
             auto raced = co_await (read_body_piece(body_parser) || upstream_spoke());
-            if (raced.index() == 1)
+            // The upstream spoke, even when a piece of the body won the race: a read that had
+            // already received its answer commits it to the buffer before it ends.
+            if (raced.index() == 1 || conn.buffer().size() != 0)
                 co_return beast::error_code(net::error::operation_aborted);
             auto got = std::get<0>(std::move(raced));
             if (!got) {
+                if (got.error().status == 0)  // the client went away
+                    co_return beast::error_code(net::error::connection_aborted);
                 co_return got.error().status == 413
                     ? beast::error_code(bhttp::error::body_limit)
                     : beast::error_code(bhttp::error::partial_message);
@@ -1516,6 +1543,7 @@ class session {
     std::string wire_;
     std::string client_addr_;
     bool client_allowed_ = false;  // the client's address is in client_cidrs
+    bool client_gone_ = false;     // reset before it was served (no peer address)
 };
 
 }  // namespace

@@ -141,6 +141,14 @@ net::awaitable<admission_result> wait_admission(upstream_state& st, net::ip::tcp
     const auto id = queued.place.id;
     auto& timer = *queued.timer;
     const auto queued_at = steady_clock::now();
+    // Leaves the queue without a token; the access log still shows how long it waited.
+    auto left_queue = [&](admission_result::kind why) {
+        give_up(st, id);
+        admission_result out;
+        out.what = why;
+        out.waited = steady_clock::now() - queued_at;
+        return out;
+    };
     bool watch_client = true;
     for (;;) {
         std::optional<steady_clock::time_point> ready;
@@ -157,29 +165,17 @@ net::awaitable<admission_result> wait_admission(upstream_state& st, net::ip::tcp
         }
         if (!ready)
             break;
-        if (draining && draining->load()) {
-            give_up(st, id);
-            admission_result out;
-            out.what = admission_result::kind::draining;
-            co_return out;
-        }
-        if (*ready > deadline) {
-            give_up(st, id);
-            admission_result out;
-            out.what = admission_result::kind::deadline;
-            co_return out;
-        }
+        if (draining && draining->load())
+            co_return left_queue(admission_result::kind::draining);
+        if (*ready > deadline)
+            co_return left_queue(admission_result::kind::deadline);
         timer.expires_at(*ready);
         if (watch_client) {
             auto r = co_await (timer.async_wait(use_tuple) ||
                                client.async_wait(net::socket_base::wait_read, use_tuple));
             if (r.index() == 1) {
-                if (client_closed(client)) {
-                    give_up(st, id);
-                    admission_result out;
-                    out.what = admission_result::kind::client_gone;
-                    co_return out;
-                }
+                if (client_closed(client))
+                    co_return left_queue(admission_result::kind::client_gone);
                 watch_client = false;  // pipelined bytes: readable until we read them
             }
         } else {

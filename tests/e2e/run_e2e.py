@@ -969,6 +969,47 @@ def t_access_client_gone_while_queued(c):
             time.sleep(0.05)
     line = wait_access_line(c, lambda l: "path=/gone " in l, "the request whose client left")
     expect("upstream=queued " in line and " status=0 " in line, "access line: %s" % line)
+    # It was seen queued before the client closed: its wait cannot be 0.
+    expect(" queue_wait_s=0.000000 " not in line, "no queue wait in: %s" % line)
+
+
+def t_access_client_gone_mid_body(c):
+    # Clients that leave in the middle of their request body get a line with status 0 (nothing
+    # was sent to them), not none, and not a 400 written to a closed socket: one while sluice
+    # reads the part it keeps for retries, one while the body streams past that part
+    # (retry.buffer_limit, 1 MiB by default).
+    def upload_then_leave(path, declared, sent):
+        with socket.create_connection(("127.0.0.1", c.sluice.port), timeout=10) as s:
+            s.sendall(("PUT http://api.example.test%s HTTP/1.1\r\nHost: api.example.test\r\n"
+                       "Content-Length: %d\r\n\r\n" % (path, declared)).encode())
+            s.sendall(b"x" * sent)
+    upload_then_leave("/upload/gone-prefix", 1000, 10)
+    line = wait_access_line(c, lambda l: "path=/upload/gone-prefix " in l, "the short upload")
+    expect(" status=0 bytes_in=10 " in line, "access line: %s" % line)
+    upload_then_leave("/upload/gone-stream", 10 * 1024 * 1024, 2 * 1024 * 1024)
+    line = wait_access_line(c, lambda l: "path=/upload/gone-stream " in l, "the streamed upload")
+    expect(" status=0 " in line, "access line: %s" % line)
+
+
+def t_client_reset_at_once_is_not_refused(c):
+    # A client that resets its connection right after sending a request may be gone before
+    # sluice asks for its address: that is not a client refused by client_cidrs (a 403 line
+    # with an empty client= before), and gets no line at all.
+    import struct
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", c.sluice.port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(b"GET http://api.example.test/v1/items HTTP/1.1\r\n"
+                  b"Host: api.example.test\r\n\r\n")
+        s.close()  # RST
+    r = c.curl("http://api.example.test/v1/items?after-resets")
+    expect_eq(r.status, 200, "status")
+    # Access lines are written in order on each thread; the marker's line is there once this
+    # thread's batch is. Give the other thread's batch the same flush interval.
+    wait_access_line(c, lambda l: "path=/v1/items " in l and "client=127" in l, "the marker")
+    time.sleep(1.2)
+    bad = [l for l in c.sluice.stderr_text().splitlines() if " access " in l and "client= " in l]
+    expect(not bad, "lines for reset clients: %s" % bad[:2])
 
 
 def t_sigterm(c):
@@ -1006,6 +1047,8 @@ SLUICE_TESTS = [
     ("Authorization never logged", t_secrets_not_logged),
     ("access log bytes_in: body read before a 502, CONNECT early data", t_access_bytes_in),
     ("access line for a client that left while queued", t_access_client_gone_while_queued),
+    ("access line for a client that left mid-body", t_access_client_gone_mid_body),
+    ("a client that resets at once is not logged as refused", t_client_reset_at_once_is_not_refused),
     ("SIGTERM -> exit 0 within 20 s", t_sigterm),
 ]
 

@@ -48,6 +48,63 @@ TEST_F(Regression, EarlyResponseToStreamedBodyClosesTheClientConnection) {
         EXPECT_EQ(req.target.find("SMUGGLED"), std::string::npos);
 }
 
+// Upstreams that answer an upload early but go on reading its body (as many application
+// servers do), keeping the connection open.
+upstream_options answers_uploads_early() {
+    upstream_options opts;
+    opts.on_head = [](const received_request& r) {
+        head_action h;
+        if (r.target == "/upload") {
+            h.writes.push_back(
+                {"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7\r\n\r\ntoo big"});
+        }
+        return h;
+    };
+    return opts;
+}
+
+// A streamed upload (over retry.buffer_limit) of which the client sends a first part, then
+// pauses.
+std::string paused_upload() {
+    return "POST http://api.example.test/upload HTTP/1.1\r\nHost: api.example.test\r\n"
+           "Content-Length: 5000000\r\n\r\n" +
+           std::string(64 * 1024, 'A');
+}
+
+// The early answer reaches the client at once, though the client has paused its upload and the
+// upstream keeps the connection open. It used to wait for timeouts.request when the upstream's
+// answer was read in the same turn as a piece of the body: the body won the race, and the read
+// that had already taken the answer was forgotten. Five rounds, as the race is one of timing.
+TEST_F(Regression, EarlyAnswerToAPausedUploadIsRelayedAtOnce) {
+    start([](const received_request& r) { return respond(200, r.target); },
+          answers_uploads_early());
+    for (int round = 0; round < 5; ++round) {
+        raw_client c(proxy->port());
+        c.send(paused_upload());
+        auto r = c.read_response(1500ms);  // timeouts.request is 3 s
+        EXPECT_EQ(r.status, 413) << "round " << round;
+    }
+}
+
+// That upstream still expects the rest of the body on its connection: the connection must not
+// go back to the pool, or the next request sent on it would be read as body, lost, or mixed
+// into the upload.
+TEST_F(Regression, ConnectionOfAnUploadCutShortIsNotReused) {
+    start([](const received_request& r) { return respond(200, r.target); },
+          answers_uploads_early());
+    {
+        raw_client c(proxy->port());
+        c.send(paused_upload());
+        EXPECT_EQ(c.read_response().status, 413);
+    }
+    raw_client next(proxy->port());
+    next.send(get("http://api.example.test/next"));
+    auto r = next.read_response(1500ms);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "/next");
+    EXPECT_EQ(upstream->connections_accepted(), 2u);
+}
+
 // A passthrough request must never borrow a pooled connection a configured upstream opened to
 // an internal address.
 TEST_F(Regression, PassthroughNeverReusesAConfiguredUpstreamsConnection) {
