@@ -333,7 +333,10 @@ class session {
         x.total_deadline = x.start + cfg_.defaults.timeouts.total;
 
         auto& head = rs.head.emplace();
-        head.body_limit(cfg_.limits.max_request_body);
+        // No body limit while the head is parsed: Beast would fail a Content-Length over it
+        // before the request line is known, and the 413 would be logged without method, host
+        // and path. admit_request() answers it, the body parser enforces it.
+        head.body_limit(boost::none);
         const auto header_timeout = cfg_.limits.header_read_timeout;
         const auto head_deadline =
             first_request_ ? accepted_at_ + header_timeout : x.start + header_timeout;

@@ -928,6 +928,14 @@ def t_access_bytes_in(c):
     expect_eq(r.status, 502, "status")
     line = wait_access_line(c, lambda l: "path=/bytes-in " in l, "the POST that got 502")
     expect("status=502 bytes_in=5 " in line, "access line of the 502: %s" % line)
+    # A Content-Length over limits.max_request_body: 413, logged with its method and path.
+    with socket.create_connection(("127.0.0.1", c.sluice.port), timeout=10) as s:
+        s.sendall(b"POST http://api.example.test/too-big HTTP/1.1\r\nHost: api.example.test\r\n"
+                  b"Content-Length: 99999999999\r\n\r\n")
+        expect(s.recv(4096).startswith(b"HTTP/1.1 413"), "no 413 for the oversized body")
+    line = wait_access_line(c, lambda l: "path=/too-big " in l, "the oversized POST")
+    expect("method=POST host=api.example.test path=/too-big status=413 " in line,
+           "access line of the 413: %s" % line)
     # Bytes that came with the CONNECT head (sent before the 200) count toward the tunnel's.
     with socket.create_connection(("127.0.0.1", c.sluice.port), timeout=10) as s:
         authority = "localhost:%d" % c.nginx.port
@@ -1045,7 +1053,8 @@ SLUICE_TESTS = [
     ("upstream CA mismatch -> 502 tls_certificate_error", t_bad_ca),
     ("upstream cert for another host -> 502 tls_certificate_error", t_wrong_host_cert),
     ("Authorization never logged", t_secrets_not_logged),
-    ("access log bytes_in: body read before a 502, CONNECT early data", t_access_bytes_in),
+    ("access log: bytes_in of a 502 and of CONNECT early data; a 413 names its request",
+     t_access_bytes_in),
     ("access line for a client that left while queued", t_access_client_gone_while_queued),
     ("access line for a client that left mid-body", t_access_client_gone_mid_body),
     ("a client that resets at once is not logged as refused", t_client_reset_at_once_is_not_refused),
