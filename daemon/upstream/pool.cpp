@@ -56,11 +56,9 @@ bool connection::idle_looks_alive() {
 }
 
 void connection::trim() noexcept {
-    // Refused (0) only while OpenSSL holds unread bytes, which an idle connection never does.
-    if (tls_) {
-        (void)SSL_free_buffers(tls_->native_handle());
-        tls_->release_buffer();
-    }
+    // Kept only while they hold unread bytes, which an idle connection never does.
+    if (tls_)
+        (void)tls_->release_buffers();
     buffer_.shrink_to_fit();
     trimmed = true;
 }

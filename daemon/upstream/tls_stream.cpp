@@ -106,11 +106,13 @@ bool tls_stream::has_buffered() const noexcept {
     return in_end_ != in_begin_ || ::SSL_has_pending(ssl_) == 1;
 }
 
-void tls_stream::release_buffer() noexcept {
+bool tls_stream::release_buffers() noexcept {
     if (in_begin_ == in_end_) {
         in_.reset();
         in_begin_ = in_end_ = 0;
     }
+    // Refused (0) only while OpenSSL holds unread bytes.
+    return ::SSL_free_buffers(ssl_) == 1;
 }
 
 bool tls_stream::nothing_to_read() const noexcept {

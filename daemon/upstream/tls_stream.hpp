@@ -59,15 +59,14 @@ class receive_odds {
 /// record between it and the socket in a composed operation of its own (copies, BIO_ctrl
 /// calls, one more layer of handlers per read and write). Here OpenSSL writes the socket
 /// itself, non-blocking, as nginx and HAProxy drive it, and waits on the deadline_stream when
-/// the socket is full. It reads from a receive buffer of the stream's own (`staged`), which
-/// an `async_read_some` on the deadline_stream fills whenever OpenSSL has used it up: Asio
-/// tries that read at once and, when nothing has arrived yet, leaves it queued on the
-/// descriptor that epoll already watches. Waiting for readability instead (`async_wait`)
-/// re-arms the descriptor with an epoll_ctl(2) each time, and a read(2) by OpenSSL before it
-/// fails whenever the answer is not there yet: two system calls per response that this
-/// saves (BENCHMARKS.md, "What is left"). The connection's deadline and per-operation
-/// cancellation apply to both waits. OpenSSL does all of TLS, verification included
-/// (tls_context.cpp).
+/// the socket is full. It reads from a receive buffer of the stream's own (through
+/// `staged_bio`), filled whenever OpenSSL has used it up by a recv(2) at once or by an
+/// `async_read_some` on the deadline_stream, as receive_odds says. Asio tries that read at
+/// once and, when nothing has arrived yet, leaves it queued on the descriptor that epoll
+/// already watches; waiting for readability instead (`async_wait`) re-arms the descriptor with
+/// an epoll_ctl(2) each time (BENCHMARKS.md, "What is left"). The connection's deadline and
+/// per-operation cancellation apply to both waits. OpenSSL does all of TLS, verification
+/// included (tls_context.cpp).
 ///
 /// Errors are those of boost::asio::ssl::stream: `error::eof` after the peer's close_notify,
 /// `ssl::error::stream_truncated` when the connection ends without one, an OpenSSL error in
@@ -99,9 +98,10 @@ class tls_stream {
     /// Whether received bytes wait unread, in the receive buffer or in OpenSSL (decrypted or
     /// not): an idle connection with any has been sent something nobody asked for.
     bool has_buffered() const noexcept;
-    /// Frees the receive buffer (16 KiB) while it is empty; the next read allocates it again.
-    /// For a connection that will stay idle (pool::connection::trim()).
-    void release_buffer() noexcept;
+    /// Frees the buffers of an idle connection: OpenSSL's two record buffers and the receive
+    /// buffer (16 KiB each), as long as they hold no unread bytes; the next exchange allocates
+    /// them again (pool::connection::trim()). Returns whether OpenSSL freed its record buffers.
+    bool release_buffers() noexcept;
 
     /// Runs the client handshake. Completion: void(error_code).
     template <class Token>
