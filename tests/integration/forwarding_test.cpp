@@ -208,6 +208,8 @@ TEST_F(Forwarding, Http10ClientGetsCloseDelimitedOrLength) {
     }
 }
 
+// Shared case 9 (a) and (c): the 100 comes from sluice and Expect is not forwarded, so an
+// upstream that ignores Expect is served the same way. (b): Regression.Case9...
 TEST_F(Forwarding, ExpectContinueAnsweredBySluiceAndNotForwarded) {
     start([](const received_request& r) { return respond(201, r.body); });
     raw_client c(proxy->port());

@@ -105,6 +105,29 @@ TEST_F(Regression, ConnectionOfAnUploadCutShortIsNotReused) {
     EXPECT_EQ(upstream->connections_accepted(), 2u);
 }
 
+// Shared case 9 (b): an Expect: 100-continue upload of 2 MiB whose upstream answers 413 and
+// closes without reading it. The client gets its 100 from sluice at once (DESIGN §3.1), then
+// the 413 at once, though it pauses after the first part of its body. (Cases 9 (a) and (c),
+// the 100 and an upstream that ignores Expect: Forwarding.ExpectContinueAnsweredBySluice...)
+TEST_F(Regression, Case9ExpectContinueThenAnEarly413) {
+    upstream_options opts;
+    opts.on_head = [](const received_request&) {
+        head_action h;
+        h.final_action = respond(413, "too big", {{"Connection", "close"}}).then_close();
+        return h;
+    };
+    start({}, opts);
+    raw_client c(proxy->port());
+    c.send(
+        "POST http://api.example.test/upload HTTP/1.1\r\nHost: api.example.test\r\n"
+        "Content-Length: 2097152\r\nExpect: 100-continue\r\n\r\n");
+    EXPECT_EQ(c.read_response(1500ms).status, 100);
+    c.send(std::string(64 * 1024, 'A'));  // then nothing more
+    auto r = c.read_response(1500ms);     // timeouts.request is 3 s
+    EXPECT_EQ(r.status, 413);
+    EXPECT_EQ(r.header("Connection"), "close");
+}
+
 // A passthrough request must never borrow a pooled connection a configured upstream opened to
 // an internal address.
 TEST_F(Regression, PassthroughNeverReusesAConfiguredUpstreamsConnection) {
