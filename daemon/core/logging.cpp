@@ -21,6 +21,8 @@
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 
+#include "core/coarse_clock.hpp"
+
 namespace sluice::logging {
 
 namespace {
@@ -204,7 +206,7 @@ void flush_access() {
 void access(const access_entry& e) {
     if (!access_enabled())
         return;
-    const auto now = std::chrono::system_clock::now();
+    const auto now = coarse_clock::wall_now();  // printed to the second
     if (access_format.load(std::memory_order_relaxed) == config::log_format::json) {
         boost::json::object o;
         o["ts"] = boost::json::string_view{};  // replaced below: keep key order stable

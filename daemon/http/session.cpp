@@ -30,6 +30,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "core/coarse_clock.hpp"
 #include "core/logging.hpp"
 #include "core/proxy_error.hpp"
 #include "http/header_rules.hpp"
@@ -862,7 +863,8 @@ class session {
             auto attempt_deadline =
                 std::min(attempt_start + u.policy.timeouts.request, x.total_deadline);
             // An idle pooled connection is taken without a coroutine.
-            upstream::acquire_result acquired{pool->take_idle(u, fresh_only), std::nullopt};
+            upstream::acquire_result acquired{pool->take_idle(u, fresh_only, attempt_start),
+                                              std::nullopt};
             if (!acquired.conn)
                 acquired = co_await pool->acquire(u, fresh_only, attempt_deadline);
             ++x.attempts;
@@ -1141,7 +1143,7 @@ class session {
         const bool write_timed_out = is_timeout(wec);
         deadline = write_timed_out
                        ? steady_clock::now()
-                       : std::min(steady_clock::now() + x.upstream->policy.timeouts.request,
+                       : std::min(coarse_clock::deadline_after(x.upstream->policy.timeouts.request),
                                   x.total_deadline);
         // On a write error still read: the upstream may have answered early (e.g. 413) and
         // closed; its response is worth more than our error.

@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 
+#include "core/coarse_clock.hpp"
 #include "upstream/destination.hpp"
 #include "upstream/tls_context.hpp"
 
@@ -104,14 +105,14 @@ connect_error classify_connect(const beast::error_code& ec) {
 
 }  // namespace
 
-std::unique_ptr<connection> pool::take_idle(const upstream_bundle& b, bool fresh) {
+std::unique_ptr<connection> pool::take_idle(const upstream_bundle& b, bool fresh,
+                                            steady_clock::time_point now) {
     if (fresh)
         return nullptr;
     const auto max_age = b.policy.pool.max_connection_age;
     while (!idle_.empty()) {
         auto c = std::move(idle_.back());
         idle_.pop_back();
-        auto now = steady_clock::now();
         if (now < c->idle_deadline && now - c->created < max_age && c->idle_looks_alive()) {
             c->trimmed = false;
             report();
@@ -262,7 +263,8 @@ net::awaitable<acquire_result> pool::open_connection(const upstream_bundle& b,
 
 void pool::release(std::unique_ptr<connection> c, bool reusable, const upstream_bundle& b,
                    std::optional<std::chrono::seconds> keep_alive) {
-    auto now = steady_clock::now();
+    // A lower bound of the time: the idle deadline and the trim err early, never late.
+    const auto now = coarse_clock::earliest_now();
     if (reusable && now - c->created >= b.policy.pool.max_connection_age)
         reusable = false;
     if (reusable) {

@@ -134,8 +134,11 @@ class pool : public std::enable_shared_from_this<pool> {
     /// acquire()'s first step, without a coroutine: the most recently used idle connection that
     /// is still young, within its idle deadline and looks alive (closing the stale ones on the
     /// way), or null when there is none (or `fresh`). The request path calls it first and
-    /// awaits acquire() only when it returns null: a busy pool costs no coroutine frame.
-    std::unique_ptr<connection> take_idle(const upstream_bundle& b, bool fresh);
+    /// awaits acquire() only when it returns null: a busy pool costs no coroutine frame. `now`
+    /// is the caller's reading of steady_clock (the attempt's start), against which the idle
+    /// deadlines and ages are checked.
+    std::unique_ptr<connection> take_idle(const upstream_bundle& b, bool fresh,
+                                          steady_clock::time_point now = steady_clock::now());
 
     /// Gives `c` back. Kept idle when `reusable` and young enough, until
     /// min(`idle_timeout`, the upstream's `Keep-Alive: timeout` less a safety margin);

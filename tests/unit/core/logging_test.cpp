@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 
+#include "core/coarse_clock.hpp"
+
 namespace sluice::logging {
 namespace {
 
@@ -49,10 +51,10 @@ struct captured {
     std::string stamp_before, stamp_after;  // "{:%Y-%m-%dT%H:%M:%S}" in UTC
 };
 
-// From the clock the access line reads: time() is CLOCK_REALTIME_COARSE, which can still say the
-// previous second a few milliseconds after system_clock has passed it (the test flaked so).
+// From the clock the access line reads: coarse_clock::wall_now() (CLOCK_REALTIME_COARSE), which
+// can still say the previous second a few milliseconds after system_clock has passed it.
 std::string utc_stamp() {
-    std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::time_t t = std::chrono::system_clock::to_time_t(coarse_clock::wall_now());
     return fmt::format("{:%Y-%m-%dT%H:%M:%S}", fmt::gmtime(t));
 }
 
@@ -115,7 +117,7 @@ TEST(AccessLog, StampIsUtcInAnyTimeZone) {
     tzset();
     // The stamp is cached per second: start in a second no earlier line has formatted.
     const auto second = [] {
-        return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+        return std::chrono::system_clock::to_time_t(coarse_clock::wall_now());
     };
     for (const auto start = second(); second() == start;)
         std::this_thread::sleep_for(std::chrono::milliseconds(5));

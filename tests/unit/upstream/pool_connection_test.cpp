@@ -117,7 +117,9 @@ TEST(PoolTrim, EveryIdlePeriodTrimsTheConnection) {
             p.ioc.run_one_for(100ms);
         const auto waited = steady_clock::now() - released;
         EXPECT_TRUE(raw->trimmed);
-        EXPECT_GE(waited, connection::buffers_kept);
+        // The release is stamped by the coarse clock, which lags by a few milliseconds
+        // (core/coarse_clock.hpp): the trim may come that much early, never much later.
+        EXPECT_GE(waited, connection::buffers_kept - 20ms);
         EXPECT_LT(waited, connection::buffers_kept + 5s);  // not at the 60 s idle deadline
         EXPECT_EQ(raw->buffer().capacity(), 0u);
         conn = pool->take_idle(b, false);
