@@ -5,6 +5,8 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/as_tuple.hpp>
@@ -37,13 +39,16 @@ struct tls_pair : ::testing::Test {
     std::optional<tls_stream> client;
 
     // A connected pair, no handshake yet; the server presents `leaf`, the client verifies
-    // against the test root and checks the name `host`.
-    void connect(const test::leaf_cert& leaf, const std::string& host = "localhost") {
+    // against the test root and checks the name `host`. The server's socket is on
+    // `server_ioc` when given, else on `ioc` with the client's.
+    void connect(const test::leaf_cert& leaf, const std::string& host = "localhost",
+                 net::io_context* server_ioc = nullptr) {
         server_ctx.use_certificate_chain_file(leaf.cert_chain_file.string());
         server_ctx.use_private_key_file(leaf.key_file.string(), ssl::context::pem);
         client_ctx.load_verify_file(test::test_ca::instance().root_ca_file().string());
         client_ctx.set_verify_mode(ssl::verify_peer);
-        tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+        tcp::acceptor acceptor(server_ioc ? *server_ioc : ioc,
+                               tcp::endpoint(net::ip::address_v4::loopback(), 0));
         tcp::socket s(ioc);
         s.connect(acceptor.local_endpoint());
         server.emplace(acceptor.accept(), server_ctx);
@@ -231,6 +236,63 @@ TEST_F(tls_pair, AnswersThatComeAfterTheReadStartedAllArrive) {
                 co_await net::async_write(*server, net::buffer(&ask, 1), use_tuple);
             }
         });
+}
+
+// Reads and writes do not empty the thread's OpenSSL error queue before they call OpenSSL
+// (tls_stream::attempt): an error that other code left there must not turn a read that stops
+// to wait for more bytes into a failure. The server runs on a thread of its own (Asio's TLS
+// stream empties the queue of the thread it runs on) and answers with full-size records, each
+// larger than the receive buffer: every record is decrypted by a read that first stopped for
+// its end, with stale errors queued.
+TEST_F(tls_pair, ErrorsLeftOnTheThreadsQueueDoNotFailReadsAndWrites) {
+    net::io_context server_ioc;
+    connect(test::test_ca::instance().api_leaf(), "localhost", &server_ioc);
+    auto& server = *this->server;
+    auto& client = *this->client;
+
+    const std::string answer(256 * 1024, 'a');
+    std::thread server_thread([&] {
+        net::co_spawn(
+            server_ioc,
+            [&]() -> net::awaitable<void> {
+                auto [hec] = co_await server.async_handshake(ssl::stream_base::server, use_tuple);
+                EXPECT_FALSE(hec) << hec.message();
+                char ask;
+                auto [ec, n] = co_await net::async_read(server, net::buffer(&ask, 1), use_tuple);
+                if (!ec)
+                    co_await net::async_write(server, net::buffer(answer), use_tuple);
+            },
+            net::detached);
+        server_ioc.run_for(20s);
+    });
+    std::string got;
+    net::co_spawn(
+        ioc,
+        [&]() -> net::awaitable<void> {
+            auto [hec] = co_await client.async_handshake(ssl::stream_base::client, use_tuple);
+            EXPECT_FALSE(hec) << hec.message();
+            ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+            auto [wec, wn] = co_await net::async_write(client, net::buffer("?", 1), use_tuple);
+            EXPECT_FALSE(wec) << wec.message();
+            std::vector<char> chunk(64 * 1024);
+            while (got.size() < answer.size()) {
+                ERR_raise(ERR_LIB_SYS, EPIPE);
+                auto [rec, rn] = co_await client.async_read_some(net::buffer(chunk), use_tuple);
+                EXPECT_FALSE(rec) << rec.message() << " after " << got.size() << " bytes";
+                if (rec)
+                    break;
+                got.append(chunk.data(), rn);
+            }
+        },
+        [](std::exception_ptr e) {
+            if (e)
+                std::rethrow_exception(e);
+        });
+    ioc.run_for(20s);
+    ERR_clear_error();
+    client.next_layer().close();
+    server_thread.join();
+    EXPECT_EQ(got, answer);
 }
 
 TEST(ReceiveOdds, TriesAtOnceWhileThreeReadsInFourFindTheirBytes) {
