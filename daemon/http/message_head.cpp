@@ -137,11 +137,15 @@ bool in_set_headers(std::string_view name, const upstream_request_edits& e) {
     return false;
 }
 
+// The Via values of a message, kept to be joined into one field with sluice's own entry. Views
+// into the message's fields; two fit without an allocation.
+using via_values = boost::container::small_vector<std::string_view, 2>;
+
 // Appends the fields of `f` a proxy forwards, skipping those `skip(field)` names too; gathers
-// the Via values into `via` (", "-joined) instead of writing them when `join_via` is set.
+// the Via values into `via` instead of writing them when `join_via` is set.
 template <class Skip>
 void append_forwarded_fields(std::string& out, const bhttp::fields& f, bool join_via,
-                             std::string& via, Skip&& skip) {
+                             via_values& via, Skip&& skip) {
     const connection_options listed(f);
     for (const auto& field : f) {
         const auto name = field.name();
@@ -150,18 +154,24 @@ void append_forwarded_fields(std::string& out, const bhttp::fields& f, bool join
         if (listed.lists(field))
             continue;
         if (join_via && name == bhttp::field::via) {
-            append_via_entries(via, field.value());
+            via.push_back(field.value());
             continue;
         }
         append_field(out, field.name_string(), field.value());
     }
 }
 
-void append_via_line(std::string& out, std::string& via, unsigned version,
+// The Via field: the message's entries (", "-joined) and then sluice's, written straight into
+// `out` (a joined copy cost an allocation per message once a pseudonym outgrew the small-string
+// buffer).
+void append_via_line(std::string& out, const via_values& via, unsigned version,
                      std::string_view pseudonym) {
-    via += version == 10 ? "1.0 " : "1.1 ";
-    via += pseudonym;
-    append_field(out, "Via", via);
+    out += "Via: ";
+    for (const auto value : via)
+        append_via_entries(out, value);
+    out += version == 10 ? "1.0 " : "1.1 ";
+    out += pseudonym;
+    out += "\r\n";
 }
 
 void append_content_length(std::string& out, std::uint64_t n) {
@@ -194,7 +204,7 @@ void append_upstream_request_head(std::string& out, const bhttp::request_header<
     out += e.target;
     out += " HTTP/1.1\r\n";
     const bool add_via = !e.via_pseudonym.empty();
-    std::string via;
+    via_values via;
     append_forwarded_fields(out, req, add_via, via, [&](const auto& field) {
         return managed_request_field(field.name()) || in_set_headers(field.name_string(), e);
     });
@@ -240,7 +250,7 @@ void append_client_response_head(std::string& out, const bhttp::response_header<
     using length_field = client_response_edits::length_field;
     append_status_line(out, 11, res);
     const bool add_via = !e.via_pseudonym.empty();
-    std::string via;
+    via_values via;
     append_forwarded_fields(out, res, add_via, via, [&](const auto& field) {
         return e.length != length_field::keep && field.name() == bhttp::field::content_length;
     });
