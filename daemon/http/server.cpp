@@ -62,12 +62,7 @@ std::string random_via_pseudonym() {
 struct server::worker {
     explicit worker(std::shared_ptr<const upstream::own_listeners> self)
         : state{upstream::pool_set(ioc.get_executor(), std::move(self))} {}
-    // One thread runs it, and every object on it is used from that thread only: other threads
-    // post to it (reload, drain). So Asio may skip the lock it takes around each socket's
-    // operation queues at every start and completion of a read or write (UNSAFE_IO keeps the
-    // scheduler's lock, for those posts, and the registration lock, for the accepting thread,
-    // which opens the sockets of every worker).
-    net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+    net::io_context ioc{1};
     net::executor_work_guard<net::io_context::executor_type> guard{ioc.get_executor()};
     worker_state state;
     std::thread thread;
