@@ -150,28 +150,15 @@ net::mutable_buffer tls_stream::fill_space() {
     return {in_.get() + in_end_, in_capacity - in_end_};
 }
 
-bool tls_stream::stale_errors_hide_a_wait() const noexcept {
-    // What SSL_get_error() checks once the queue is empty: the operation stopped at a BIO that
-    // asked to be retried. OpenSSL returns at once from such a stop, and a fatal error stops
-    // it before any BIO call, so the errors on the queue are older than this call. (An end of
-    // stream is no retry: staged_bio reports it as the end, and OpenSSL's error for it is
-    // real.)
-    return (SSL_want_read(ssl_) && BIO_should_read(::SSL_get_rbio(ssl_))) ||
-           (SSL_want_write(ssl_) && BIO_should_write(::SSL_get_wbio(ssl_)));
-}
-
 bool tls_stream::attempt(kind k, net::mutable_buffer b, boost::system::error_code& ec,
                          std::size_t& n, deadline_stream::socket_type::wait_type& wait) {
     n = 0;
     ec = {};
     if (k != kind::handshake && b.size() == 0)
         return true;
-    // SSL_get_error() reads the thread's error queue, which must hold nothing from before
-    // the call. A handshake (rare) empties it first. Reads and writes do not pay that (a
-    // look at the queue costs ~200 instructions, two per request): an error left by other
-    // code on this thread can only turn a wait into an SSL or system error, which
-    // stale_errors_hide_a_wait() recognises below, and a failure here leaves the queue empty.
-    if (k == kind::handshake && ::ERR_peek_error() != 0)
+    // SSL_get_error() needs an empty error queue before the call. Clearing an empty queue
+    // walks all its slots; looking at its head is a fraction of that.
+    if (::ERR_peek_error() != 0)
         ::ERR_clear_error();
     errno = 0;
     int r = 0;
@@ -190,12 +177,7 @@ bool tls_stream::attempt(kind k, net::mutable_buffer b, boost::system::error_cod
         return true;
     const int sys_errno = errno;
     n = 0;
-    int result = ::SSL_get_error(ssl_, r);
-    if ((result == SSL_ERROR_SSL || result == SSL_ERROR_SYSCALL) && stale_errors_hide_a_wait()) {
-        ::ERR_clear_error();
-        result = ::SSL_get_error(ssl_, r);
-    }
-    switch (result) {
+    switch (::SSL_get_error(ssl_, r)) {
         case SSL_ERROR_WANT_READ:
             wait = deadline_stream::socket_type::wait_read;
             return false;
@@ -213,7 +195,6 @@ bool tls_stream::attempt(kind k, net::mutable_buffer b, boost::system::error_cod
             } else {
                 ec = net::ssl::error::stream_truncated;  // EOF without close_notify
             }
-            ::ERR_clear_error();  // the rest of the chain: see above
             return true;
         case SSL_ERROR_SSL: {
             const auto e = ::ERR_get_error();
@@ -223,7 +204,6 @@ bool tls_stream::attempt(kind k, net::mutable_buffer b, boost::system::error_cod
             } else {
                 ec = {static_cast<int>(e), net::error::get_ssl_category()};
             }
-            ::ERR_clear_error();
             return true;
         }
         default:

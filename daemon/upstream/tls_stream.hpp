@@ -142,11 +142,6 @@ class tls_stream {
     bool attempt(kind k, boost::asio::mutable_buffer b, boost::system::error_code& ec,
                  std::size_t& n, deadline_stream::socket_type::wait_type& wait);
 
-    /// Whether an OpenSSL call that failed with an SSL or system error (per SSL_get_error) in
-    /// fact stopped to wait for the socket, the error being a stale one that other code left
-    /// on this thread's queue before the call.
-    bool stale_errors_hide_a_wait() const noexcept;
-
     /// The free end of the receive buffer (allocated if need be, its unread bytes moved to the
     /// front), for the next read from the socket.
     boost::asio::mutable_buffer fill_space();

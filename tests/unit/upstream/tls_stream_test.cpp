@@ -238,12 +238,12 @@ TEST_F(tls_pair, AnswersThatComeAfterTheReadStartedAllArrive) {
         });
 }
 
-// Reads and writes do not empty the thread's OpenSSL error queue before they call OpenSSL
-// (tls_stream::attempt): an error that other code left there must not turn a read that stops
-// to wait for more bytes into a failure. The server runs on a thread of its own (Asio's TLS
-// stream empties the queue of the thread it runs on) and answers with full-size records, each
-// larger than the receive buffer: every record is decrypted by a read that first stopped for
-// its end, with stale errors queued.
+// An error that other code left on the thread's OpenSSL error queue must not turn a read that
+// stops to wait for more bytes into a failure: SSL_get_error() would take it for this call's
+// (tls_stream::attempt empties the queue first). The server runs on a thread of its own
+// (Asio's TLS stream empties the queue of the thread it runs on) and answers with full-size
+// records, each larger than the receive buffer: every record is decrypted by a read that first
+// stopped for its end, with stale errors queued.
 TEST_F(tls_pair, ErrorsLeftOnTheThreadsQueueDoNotFailReadsAndWrites) {
     net::io_context server_ioc;
     connect(test::test_ca::instance().api_leaf(), "localhost", &server_ioc);
