@@ -41,11 +41,15 @@ inline std::chrono::steady_clock::time_point earliest_now() noexcept {
             detail::read(CLOCK_MONOTONIC_COARSE))};
 }
 
-/// A deadline `d` from now for a timeout, where a few milliseconds either way do not matter:
-/// earliest_now() + resolution() + d, so usually at least `d` away and less than a tick more
-/// (the end of time for a `d` too large to add).
+/// A deadline `d` from now for a timeout. From a second up, earliest_now() + resolution() + d:
+/// usually at least `d` away and less than a tick more, a few milliseconds either way at most
+/// (under 1 %; the end of time for a `d` too large to add). A shorter `d` (a test's, or a
+/// config's of a few milliseconds, which the lag could use up) is counted from
+/// steady_clock::now().
 inline std::chrono::steady_clock::time_point deadline_after(
     std::chrono::steady_clock::duration d) noexcept {
+    if (d < std::chrono::seconds{1})
+        return std::chrono::steady_clock::now() + d;
     const auto now = earliest_now() + resolution();
     if (d > std::chrono::steady_clock::time_point::max() - now)
         return std::chrono::steady_clock::time_point::max();

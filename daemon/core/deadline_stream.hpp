@@ -74,8 +74,8 @@ class deadline_stream {
 
     /// Operations pending at `t`, or started after it, fail with beast::error::timeout.
     void expires_at(clock::time_point t) { s_->set_deadline(t); }
-    /// expires_at(now + d), now read at the kernel tick's resolution (coarse_clock::
-    /// deadline_after: within a few milliseconds of `d`, for timeouts of a second or more).
+    /// expires_at(now + d); for a `d` of a second or more, now is read at the kernel tick's
+    /// resolution (coarse_clock::deadline_after: within a few milliseconds of `d`).
     void expires_after(clock::duration d) { s_->set_deadline(coarse_clock::deadline_after(d)); }
     /// No deadline.
     void expires_never() { s_->set_deadline(clock::time_point::max()); }
