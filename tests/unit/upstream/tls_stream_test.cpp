@@ -292,6 +292,7 @@ TEST_F(tls_pair, ErrorsLeftOnTheThreadsQueueDoNotFailReadsAndWrites) {
     ERR_clear_error();
     client.next_layer().close();
     server_thread.join();
+    this->server.reset();  // on server_ioc, which goes before the fixture
     EXPECT_EQ(got, answer);
 }
 
