@@ -251,10 +251,14 @@ start_sluice() {
 
 # ---------------------------------------------------------------- peers
 
-# start_nginx_proxy WORKERS -> NGINX_PROXY_PORT, NGINX_PROXY_PID: nginx as the same kind of
-# proxy (plain HTTP in, pooled verified keep-alive TLS out with SNI).
+# start_nginx_proxy WORKERS [log] -> NGINX_PROXY_PORT, NGINX_PROXY_PID: nginx as the same kind
+# of proxy (plain HTTP in, pooled verified keep-alive TLS out with SNI). With "log", one access
+# line per request in nginx's default format (combined) to a file, buffered as sluice's are
+# (64 KiB, flushed within 1 s: `access_log ... buffer= flush=`); without, no access log.
 start_nginx_proxy() {
-  log "starting nginx as a proxy peer ($1 worker(s), pooled verified TLS)"
+  local access="access_log off;"
+  [ "${2:-}" = log ] && access="access_log $TMP/proxy-$1/access.log combined buffer=64k flush=1s;"
+  log "starting nginx as a proxy peer ($1 worker(s), pooled verified TLS${2:+, access log})"
   start_nginx "proxy-$1" "$1" "
     upstream bench_up {
         server 127.0.0.1:$UPSTREAM_PORT;
@@ -264,6 +268,7 @@ start_nginx_proxy() {
     }
     server {
         listen 127.0.0.1:@PORT@;
+        $access
         location / {
             proxy_pass https://bench_up;
             proxy_http_version 1.1;
@@ -282,10 +287,17 @@ start_nginx_proxy() {
   check_proxy "$NGINX_PROXY_PORT" "the nginx proxy"
 }
 
-# start_haproxy THREADS -> HAPROXY_PORT, HAPROXY_PID: HAProxy configured the same way.
+# start_haproxy THREADS [log] -> HAPROXY_PORT, HAPROXY_PID: HAProxy configured the same way.
+# With "log", one access line per request (`option httplog`) on its stdout, a file in the temp
+# dir (`log stdout format raw`, as in containers; HAProxy writes each line as it is made).
 start_haproxy() {
-  local dir="$TMP/haproxy-$1" port
-  log "starting HAProxy as a proxy peer (nbthread $1)"
+  local dir="$TMP/haproxy-$1" port global_log="" defaults_log=""
+  if [ "${2:-}" = log ]; then
+    global_log="log stdout format raw local0 info"
+    defaults_log="log global
+    option httplog"
+  fi
+  log "starting HAProxy as a proxy peer (nbthread $1${2:+, access log})"
   mkdir -p "$dir"
   HAPROXY_PORT=""
   for _ in 1 2 3 4 5 6 7 8; do
@@ -294,8 +306,10 @@ start_haproxy() {
 global
     nbthread $1
     maxconn 4000
+    $global_log
 defaults
     mode http
+    $defaults_log
     timeout connect 5s
     timeout client 60s
     timeout server 60s
@@ -308,7 +322,7 @@ backend be
     http-request set-header Host localhost:$UPSTREAM_PORT
     server up 127.0.0.1:$UPSTREAM_PORT ssl verify required ca-file $TMP/ca.pem sni str(localhost) verifyhost localhost pool-max-conn 64
 EOF
-    "$HAPROXY" -db -f "$dir/haproxy.cfg" >"$dir/stderr.log" 2>&1 &
+    "$HAPROXY" -db -f "$dir/haproxy.cfg" >"$dir/access.log" 2>"$dir/stderr.log" &
     HAPROXY_PID=$!
     if wait_port "$HAPROXY_PID" "$port"; then
       PIDS+=("$HAPROXY_PID")
