@@ -42,6 +42,12 @@ std::variant<request_target, target_error> parse_request_target(std::string_view
                                                                 std::string_view target,
                                                                 std::string_view host_header);
 
+/// Forgets the absolute-form prefixes this thread remembered: parse_request_target() keeps the
+/// scheme, host and port of the last few `scheme://authority` prefixes it parsed whole, and
+/// parses only the rest of a target that starts with one of them (then '/' or nothing), with
+/// the same result. For tests that compare a remembered parse with a whole one.
+void forget_remembered_authorities() noexcept;
+
 /// Parses an authority `host[:port]` (Host header or CONNECT target) into lowercase host and
 /// port (`default_port` when absent; `require_port` makes it mandatory). Returns false if
 /// invalid: userinfo, empty host, bad port, characters outside RFC 3986 reg-name/IP-literal.

@@ -93,11 +93,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view target = take_line(rest);
     const std::string_view host_header = rest;
 
+    sluice::http::forget_remembered_authorities();
     auto parsed = sluice::http::parse_request_target(method, target, host_header);
     if (const auto* t = std::get_if<request_target>(&parsed)) {
         check_target(method, *t);
     } else {
         FUZZ_CHECK(!std::get<sluice::http::target_error>(parsed).reason.empty());
+    }
+    // Parsed again it may start with the prefix the first parse remembered: the same result.
+    auto again = sluice::http::parse_request_target(method, target, host_header);
+    FUZZ_CHECK(parsed.index() == again.index());
+    if (const auto* t = std::get_if<request_target>(&parsed)) {
+        const auto& u = std::get<request_target>(again);
+        FUZZ_CHECK(t->kind == u.kind && t->scheme == u.scheme && t->host == u.host &&
+                   t->port == u.port && t->path_and_query == u.path_and_query);
+    } else {
+        FUZZ_CHECK(std::get<sluice::http::target_error>(parsed).reason ==
+                   std::get<sluice::http::target_error>(again).reason);
     }
 
     // The authority parser alone, as the Host header and CONNECT targets reach it.

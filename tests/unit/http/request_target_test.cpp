@@ -1,6 +1,9 @@
 // Request-target parsing: forms, normalisation, and the authority tricks of shared case 14.
 #include "http/request_target.hpp"
 
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace sluice::http {
@@ -130,6 +133,91 @@ TEST(RequestTarget, AsteriskOnlyForOptions) {
     EXPECT_EQ(t.kind, request_target::form::asterisk);
     EXPECT_EQ(t.path_and_query, "*");
     rejected("GET", "*", "api.example.test");
+}
+
+// A target parsed whole, with nothing remembered from earlier ones.
+std::variant<request_target, target_error> parsed_whole(std::string_view target,
+                                                        std::string_view host) {
+    forget_remembered_authorities();
+    return parse_request_target("GET", target, host);
+}
+
+std::string describe(const std::variant<request_target, target_error>& r) {
+    if (const auto* e = std::get_if<target_error>(&r))
+        return "error: " + e->reason;
+    const auto& t = std::get<request_target>(r);
+    return t.scheme + " " + t.host + " " + std::to_string(t.port) + " " + t.path_and_query +
+           " kind " + std::to_string(static_cast<int>(t.kind));
+}
+
+// Remembered prefixes give what the whole parse gives, for every kind of rest that follows a
+// remembered "scheme://authority": paths good and bad, queries, nothing, and the bytes that
+// make it another authority (a port, a longer name, Boost.URL's IPv4 stop, userinfo).
+TEST(RequestTarget, RememberedAuthoritiesParseAsTheWholeTarget) {
+    const std::vector<std::string> prefixes = {
+        "http://api.example.test",   "HTTPS://API.example.test:8443", "http://127.0.0.1",
+        "http://[2001:db8::1]:8080", "http://api.example.test.",
+    };
+    const std::vector<std::string> rests = {
+        "",
+        "/",
+        "//",
+        "/v1/items?x=1&y=%2F",
+        "/a b",
+        "/%zz",
+        "/%41",
+        "/ok?",
+        "?q=1",
+        ":80/",
+        ":0/",
+        ":/",
+        "x/",
+        ".5/",
+        "@evil.test/",
+        "#frag",
+        "/p#frag",
+        "/\\x",
+        "/\x7f",
+        "/?#",
+        "/\"quoted\"",
+        "/~user/[x]",
+        "/a:b@c!$&'()*+,;=-._~?/?:@",
+        "/{x}",
+        "/x^y|z",
+        "/`",
+        "/\x80",
+        std::string("/nul\0byte", 9),
+    };
+    const std::vector<std::string> hosts = {"", "api.example.test", "other.test:81", "bad host"};
+    for (const auto& prefix : prefixes) {
+        for (const auto& host : hosts) {
+            for (const auto& rest : rests) {
+                const std::string target = prefix + rest;
+                const auto whole = describe(parsed_whole(target, host));
+                // Remember the prefix (a plain target that parses), then parse again.
+                forget_remembered_authorities();
+                ok("GET", prefix + "/", "");
+                EXPECT_EQ(describe(parse_request_target("GET", target, host)), whole)
+                    << target << " with Host " << host;
+            }
+        }
+    }
+}
+
+// The memory holds the last four prefixes; a fifth replaces the oldest, and every target still
+// parses as it would whole.
+TEST(RequestTarget, RememberedAuthoritiesAreReplacedInTurn) {
+    forget_remembered_authorities();
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 6; ++i) {
+            const std::string target =
+                "http://host" + std::to_string(i) + ".test:" + std::to_string(8000 + i) + "/r";
+            auto t = ok("GET", target);
+            EXPECT_EQ(t.host, "host" + std::to_string(i) + ".test");
+            EXPECT_EQ(t.port, 8000 + i);
+            EXPECT_EQ(t.path_and_query, "/r");
+        }
+    }
 }
 
 }  // namespace
