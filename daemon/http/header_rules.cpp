@@ -27,13 +27,13 @@ std::vector<std::string_view> split_list(std::string_view value) {
 std::optional<framing_error> check_request_framing(const bhttp::fields& f, unsigned version) {
     std::vector<std::string_view> codings;
     bool has_te = false;
-    for (auto it = f.find(bhttp::field::transfer_encoding);
+    for (auto it = find_field(f, bhttp::field::transfer_encoding);
          it != f.end() && it->name() == bhttp::field::transfer_encoding; ++it) {
         has_te = true;
         for (auto c : split_list(it->value()))
             codings.push_back(c);
     }
-    bool has_cl = f.count(bhttp::field::content_length) > 0;
+    bool has_cl = count_fields(f, bhttp::field::content_length) > 0;
     if (has_te) {
         if (version < 11) {
             return framing_error{400, "Transfer-Encoding in an HTTP/1.0 request"};
@@ -63,7 +63,7 @@ std::optional<framing_error> check_request_framing(const bhttp::fields& f, unsig
     }
     if (has_cl) {
         std::optional<std::uint64_t> length;
-        for (auto it = f.find(bhttp::field::content_length);
+        for (auto it = find_field(f, bhttp::field::content_length);
              it != f.end() && it->name() == bhttp::field::content_length; ++it) {
             for (auto v : split_list(it->value())) {
                 std::uint64_t n = 0;
@@ -98,7 +98,7 @@ std::optional<framing_error> check_request_framing(const bhttp::fields& f, unsig
 }
 
 bool connection_lists(const bhttp::fields& f, std::string_view token) {
-    for (auto it = f.find(bhttp::field::connection);
+    for (auto it = find_field(f, bhttp::field::connection);
          it != f.end() && it->name() == bhttp::field::connection; ++it) {
         for (auto t : split_list(it->value())) {
             if (iequals(t, token))
@@ -112,7 +112,7 @@ void strip_hop_by_hop(bhttp::fields& f) {
     // Fields named by Connection first, read from the Connection values in place (no copies).
     // Connection itself is left to the pass below: erasing it here would free the value being
     // read.
-    for (auto it = f.find(bhttp::field::connection);
+    for (auto it = find_field(f, bhttp::field::connection);
          it != f.end() && it->name() == bhttp::field::connection; ++it) {
         for_each_list_element(it->value(), [&](std::string_view name) {
             if (!iequals(name, "connection"))
@@ -127,6 +127,20 @@ void strip_hop_by_hop(bhttp::fields& f) {
         else
             ++it;
     }
+}
+
+bhttp::fields::const_iterator find_field(const bhttp::fields& f, bhttp::field name) noexcept {
+    auto it = f.begin();
+    while (it != f.end() && it->name() != name)
+        ++it;
+    return it;
+}
+
+std::size_t count_fields(const bhttp::fields& f, bhttp::field name) noexcept {
+    std::size_t n = 0;
+    for (auto it = find_field(f, name); it != f.end() && it->name() == name; ++it)
+        ++n;
+    return n;
 }
 
 bool is_hop_by_hop(bhttp::field name) noexcept {
@@ -146,8 +160,8 @@ bool is_hop_by_hop(bhttp::field name) noexcept {
 }
 
 bool via_contains(const bhttp::fields& f, std::string_view pseudonym) {
-    for (auto it = f.find(bhttp::field::via); it != f.end() && it->name() == bhttp::field::via;
-         ++it) {
+    for (auto it = find_field(f, bhttp::field::via);
+         it != f.end() && it->name() == bhttp::field::via; ++it) {
         for (auto entry : split_list(it->value())) {
             // entry: received-protocol SP received-by [ SP comment ]
             auto sp = entry.find_first_of(" \t");
@@ -165,8 +179,8 @@ bool via_contains(const bhttp::fields& f, std::string_view pseudonym) {
 void append_via(bhttp::fields& f, unsigned version, std::string_view pseudonym) {
     // One Via line: earlier entries (however many lines they came in) then ours.
     std::string value;
-    for (auto it = f.find(bhttp::field::via); it != f.end() && it->name() == bhttp::field::via;
-         ++it) {
+    for (auto it = find_field(f, bhttp::field::via);
+         it != f.end() && it->name() == bhttp::field::via; ++it) {
         append_via_entries(value, it->value());
     }
     value += version == 10 ? "1.0 " : "1.1 ";
@@ -189,7 +203,7 @@ void append_via_entries(std::string& joined, std::string_view value) {
 }
 
 std::optional<std::chrono::seconds> keep_alive_timeout(const bhttp::fields& f) {
-    auto it = f.find(bhttp::field::keep_alive);
+    auto it = find_field(f, bhttp::field::keep_alive);
     if (it == f.end())
         return std::nullopt;
     for (auto param : split_list(it->value())) {

@@ -41,6 +41,17 @@ void strip_hop_by_hop(bhttp::fields& f);
 /// of strip_hop_by_hop(), Connection itself included).
 bool is_hop_by_hop(bhttp::field name) noexcept;
 
+/// The first field of `f` named `name` (a known field, not `field::unknown`), or `f.end()`; the
+/// other fields of that name follow it, as Beast keeps the fields of one name together. Finds
+/// what `f.find(name)` finds by walking the field list and comparing the field enum: for the
+/// dozen fields of a head a fraction of `find`'s cost, which spells the name and compares it
+/// case-insensitively down the field index (BENCHMARKS.md). Linear in the number of fields, as
+/// the parse that made them is.
+bhttp::fields::const_iterator find_field(const bhttp::fields& f, bhttp::field name) noexcept;
+
+/// How many fields of `f` are named `name` (a known field): `f.count(name)`, by find_field().
+std::size_t count_fields(const bhttp::fields& f, bhttp::field name) noexcept;
+
 /// True when a `Connection` field of `f` lists `token` (case-insensitive).
 bool connection_lists(const bhttp::fields& f, std::string_view token);
 

@@ -638,7 +638,7 @@ class session {
     // be well-framed, so that what is refused is still answered. On false, `reply` is the 407.
     net::awaitable<bool> authenticate_client(const bhttp::request<bhttp::empty_body>& req,
                                              std::optional<local_response>& reply) {
-        auto credentials = req.find(bhttp::field::proxy_authorization);
+        auto credentials = find_field(req, bhttp::field::proxy_authorization);
         if (credentials != req.end()) {
             std::string value(credentials->value());
             // Checked on every request (credentials are per request, RFC 9110 §11.7.2);
@@ -671,10 +671,10 @@ class session {
         if (cfg_.via && via_contains(req, rt_->via_pseudonym)) {
             return local_response{proxy_errc::proxy_loop_detected, "request came back to sluice"};
         }
-        if (req.count(bhttp::field::host) > 1) {
+        if (count_fields(req, bhttp::field::host) > 1) {
             return local_response{proxy_errc::http_request_error, "more than one Host", 400, true};
         }
-        auto host_it = req.find(bhttp::field::host);
+        auto host_it = find_field(req, bhttp::field::host);
         if (x.version == 11 && host_it == req.end()) {
             // RFC 9112 §3.2: an HTTP/1.1 request without Host is invalid, whatever its form.
             return local_response{proxy_errc::http_request_error, "missing Host header", 400, true};
@@ -709,7 +709,7 @@ class session {
         }
         // Expect: 100-continue is answered by sluice once admitted; never forwarded, and no
         // 1xx ever goes to an HTTP/1.0 client (DESIGN §3.1).
-        if (auto e = req.find(bhttp::field::expect); e != req.end()) {
+        if (auto e = find_field(req, bhttp::field::expect); e != req.end()) {
             if (!beast::iequals(e->value(), "100-continue")) {
                 return local_response{proxy_errc::http_request_error, "unsupported Expect", 417};
             }
@@ -919,7 +919,8 @@ class session {
                 record(u, rs.admitted.permit, u.state->breaker.is_failure_status(status), is_4xx);
                 report.outcome = policy::attempt_outcome::response;
                 report.status = status;
-                if (auto ra = rp->get().find(bhttp::field::retry_after); ra != rp->get().end()) {
+                if (auto ra = find_field(rp->get(), bhttp::field::retry_after);
+                    ra != rp->get().end()) {
                     report.retry_after =
                         policy::parse_retry_after(ra->value(), std::chrono::system_clock::now());
                 }
@@ -1201,7 +1202,7 @@ class session {
             if (status >= 200) {
                 // Transfer codings other than chunked are not decoded: relaying their bytes as
                 // an identity body would corrupt it.
-                for (auto it = rp->get().find(bhttp::field::transfer_encoding);
+                for (auto it = find_field(rp->get(), bhttp::field::transfer_encoding);
                      it != rp->get().end() && it->name() == bhttp::field::transfer_encoding; ++it) {
                     for (auto coding : split_list(it->value())) {
                         if (!beast::iequals(coding, "chunked")) {
@@ -1317,7 +1318,7 @@ class session {
         const bool upstream_close = rp.need_eof() || !rp.keep_alive();
         // A 204 or 1xx that claims a body has broken framing: never reuse its connection.
         bool framing_suspect =
-            status == 204 && (rp.get().count(bhttp::field::transfer_encoding) > 0 ||
+            status == 204 && (count_fields(rp.get(), bhttp::field::transfer_encoding) > 0 ||
                               (rp.content_length() && *rp.content_length() > 0));
         const auto length = rp.content_length();
         const unsigned upstream_version = rp.get().version();

@@ -153,5 +153,59 @@ TEST(Redaction, SensitiveFields) {
     EXPECT_FALSE(is_sensitive("Accept", redact));
 }
 
+// find_field() and count_fields() find what Beast's find() and count() find, whatever the
+// order the fields came in, the spelling of their names, and the unknown fields among them.
+TEST(FieldScan, FindsWhatBeastsIndexFinds) {
+    const std::vector<std::pair<std::string, std::string>> lines = {
+        {"Host", "a"},
+        {"X-One", "1"},
+        {"transfer-encoding", "gzip"},
+        {"HOST", "b"},
+        {"Content-Length", "5"},
+        {"Via", "1.1 x"},
+        {"X_Under", "u"},
+        {"TRANSFER-ENCODING", "chunked"},
+        {"via", "1.0 y"},
+        {"Connection", "te"},
+        {"Expect", "100-continue"},
+    };
+    const bhttp::field probes[] = {
+        bhttp::field::host,
+        bhttp::field::transfer_encoding,
+        bhttp::field::content_length,
+        bhttp::field::via,
+        bhttp::field::connection,
+        bhttp::field::expect,
+        bhttp::field::keep_alive,
+        bhttp::field::retry_after,
+        bhttp::field::proxy_authorization,
+    };
+    // Every rotation of the lines, so that each name comes first, last and in between.
+    for (std::size_t shift = 0; shift < lines.size(); ++shift) {
+        bhttp::fields f;
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            const auto& [k, v] = lines[(i + shift) % lines.size()];
+            f.insert(k, v);
+        }
+        for (const auto name : probes) {
+            EXPECT_EQ(count_fields(f, name), f.count(name)) << bhttp::to_string(name);
+            const auto mine = find_field(f, name);
+            const auto beasts = f.find(name);
+            ASSERT_EQ(mine == f.end(), beasts == f.end()) << bhttp::to_string(name);
+            if (mine == f.end())
+                continue;
+            EXPECT_EQ(&*mine, &*beasts) << bhttp::to_string(name);
+            // The others of that name follow it, as after Beast's find().
+            std::vector<std::string> a, b;
+            for (auto it = mine; it != f.end() && it->name() == name; ++it)
+                a.emplace_back(it->value());
+            for (auto it = beasts; it != f.end() && it->name() == name; ++it)
+                b.emplace_back(it->value());
+            EXPECT_EQ(a, b) << bhttp::to_string(name);
+            EXPECT_EQ(a.size(), f.count(name)) << bhttp::to_string(name);
+        }
+    }
+}
+
 }  // namespace
 }  // namespace sluice::http
