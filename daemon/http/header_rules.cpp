@@ -33,7 +33,7 @@ std::optional<framing_error> check_request_framing(const bhttp::fields& f, unsig
         for (auto c : split_list(it->value()))
             codings.push_back(c);
     }
-    bool has_cl = count_fields(f, bhttp::field::content_length) > 0;
+    const bool has_cl = find_field(f, bhttp::field::content_length) != f.end();
     if (has_te) {
         if (version < 11) {
             return framing_error{400, "Transfer-Encoding in an HTTP/1.0 request"};
@@ -134,13 +134,6 @@ bhttp::fields::const_iterator find_field(const bhttp::fields& f, bhttp::field na
     while (it != f.end() && it->name() != name)
         ++it;
     return it;
-}
-
-std::size_t count_fields(const bhttp::fields& f, bhttp::field name) noexcept {
-    std::size_t n = 0;
-    for (auto it = find_field(f, name); it != f.end() && it->name() == name; ++it)
-        ++n;
-    return n;
 }
 
 bool is_hop_by_hop(bhttp::field name) noexcept {

@@ -49,9 +49,6 @@ bool is_hop_by_hop(bhttp::field name) noexcept;
 /// the parse that made them is.
 bhttp::fields::const_iterator find_field(const bhttp::fields& f, bhttp::field name) noexcept;
 
-/// How many fields of `f` are named `name` (a known field): `f.count(name)`, by find_field().
-std::size_t count_fields(const bhttp::fields& f, bhttp::field name) noexcept;
-
 /// True when a `Connection` field of `f` lists `token` (case-insensitive).
 bool connection_lists(const bhttp::fields& f, std::string_view token);
 

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cerrno>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -671,10 +672,12 @@ class session {
         if (cfg_.via && via_contains(req, rt_->via_pseudonym)) {
             return local_response{proxy_errc::proxy_loop_detected, "request came back to sluice"};
         }
-        if (count_fields(req, bhttp::field::host) > 1) {
+        // Fields of one name are kept together (find_field): a second Host follows the first.
+        const auto host_it = find_field(req, bhttp::field::host);
+        if (host_it != req.end() && std::next(host_it) != req.end() &&
+            std::next(host_it)->name() == bhttp::field::host) {
             return local_response{proxy_errc::http_request_error, "more than one Host", 400, true};
         }
-        auto host_it = find_field(req, bhttp::field::host);
         if (x.version == 11 && host_it == req.end()) {
             // RFC 9112 §3.2: an HTTP/1.1 request without Host is invalid, whatever its form.
             return local_response{proxy_errc::http_request_error, "missing Host header", 400, true};
@@ -1318,8 +1321,9 @@ class session {
         const bool upstream_close = rp.need_eof() || !rp.keep_alive();
         // A 204 or 1xx that claims a body has broken framing: never reuse its connection.
         bool framing_suspect =
-            status == 204 && (count_fields(rp.get(), bhttp::field::transfer_encoding) > 0 ||
-                              (rp.content_length() && *rp.content_length() > 0));
+            status == 204 &&
+            (find_field(rp.get(), bhttp::field::transfer_encoding) != rp.get().end() ||
+             (rp.content_length() && *rp.content_length() > 0));
         const auto length = rp.content_length();
         const unsigned upstream_version = rp.get().version();
 

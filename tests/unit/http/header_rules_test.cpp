@@ -153,8 +153,9 @@ TEST(Redaction, SensitiveFields) {
     EXPECT_FALSE(is_sensitive("Accept", redact));
 }
 
-// find_field() and count_fields() find what Beast's find() and count() find, whatever the
-// order the fields came in, the spelling of their names, and the unknown fields among them.
+// find_field() finds what Beast's find() finds, and the run of that name after it holds
+// every field of the name (Beast's count()), whatever the order the fields came in, the
+// spelling of their names, and the unknown fields among them.
 TEST(FieldScan, FindsWhatBeastsIndexFinds) {
     const std::vector<std::pair<std::string, std::string>> lines = {
         {"Host", "a"},
@@ -188,7 +189,6 @@ TEST(FieldScan, FindsWhatBeastsIndexFinds) {
             f.insert(k, v);
         }
         for (const auto name : probes) {
-            EXPECT_EQ(count_fields(f, name), f.count(name)) << bhttp::to_string(name);
             const auto mine = find_field(f, name);
             const auto beasts = f.find(name);
             ASSERT_EQ(mine == f.end(), beasts == f.end()) << bhttp::to_string(name);
