@@ -74,6 +74,28 @@ resolve_sluice() {
   echo "$s"
 }
 
+# shipped_sluice : the binary users run, as scripts/run.sh builds it (build-release/sluice,
+# profile-guided) when it is there, else the tests' build (build/sluice).
+shipped_sluice() {
+  if [ -x "$BENCH_ROOT/build-release/sluice" ]; then
+    echo "$BENCH_ROOT/build-release/sluice"
+  else
+    echo "$BENCH_ROOT/build/sluice"
+  fi
+}
+
+# sluice_build_kind BINARY : how the binary was built, from its build tree's CMake cache:
+# "profile-guided", "instrumented (profile generate)" or "no profile" (also when unknown).
+sluice_build_kind() {
+  local cache
+  cache="$(dirname "$1")/CMakeCache.txt"
+  case "$(sed -n 's/^SLUICE_PGO:[A-Z]*=//p' "$cache" 2>/dev/null | tr '[:upper:]' '[:lower:]')" in
+    use) echo "profile-guided" ;;
+    generate) echo "instrumented (profile generate)" ;;
+    *) echo "no profile" ;;
+  esac
+}
+
 # positive N... : dies unless every N is a positive integer.
 positive() {
   local n

@@ -5,7 +5,7 @@
 # out, one worker each). One run of each; bench/compare runs interleaved rounds. See
 # bench/README.md.
 #
-#   bench/run.sh [options] [SLUICE_BINARY]        (default binary: build/sluice)
+#   bench/run.sh [options] [SLUICE_BINARY]   (default: build-release/sluice, else build/sluice)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -21,7 +21,7 @@ usage: bench/run.sh [options] [SLUICE_BINARY]
       --keep              keep the temp dir (configs, logs, raw wrk output)
   -h, --help              this text
 
-SLUICE_BINARY defaults to build/sluice (relative to the repository root).
+SLUICE_BINARY defaults to build-release/sluice (scripts/run.sh), else build/sluice.
 Needs wrk, nginx, openssl, curl and python3 (scripts/install-deps.sh); HAProxy is
 used as a peer when it is installed.
 EOF
@@ -33,7 +33,7 @@ THREADS=2
 PROXY_THREADS=1
 PEERS=1
 KEEP=0
-SLUICE="$BENCH_ROOT/build/sluice"
+SLUICE="$(shipped_sluice)"
 
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -3,22 +3,35 @@
 # serves bench/train's workload (the everyday proxy path, on loopback, with nginx as the TLS
 # upstream and wrk as the clients) and records which branches and calls are hot; the second
 # build lays the code out and inlines for that profile. In bench/compare this binary spends
-# about 9 % less CPU per request than the plain RelWithDebInfo build (BENCHMARKS.md). Both
-# stages run in BUILD_DIR (default build-release), so each object finds its profile.
+# 4-9 % less CPU per request than a build without a profile (BENCHMARKS.md). Both stages run
+# in BUILD_DIR (default build-release), so each object finds its profile. This is how the
+# binaries users run are built: scripts/run.sh, the Docker image (scripts/docker-build.sh) and
+# the .deb (README, "systemd").
 #
-#   scripts/build-release.sh [BUILD_DIR]      -> BUILD_DIR/sluice
-# Needs the packages of scripts/install-deps.sh (nginx-light and wrk for the training run).
+#   scripts/build-release.sh [BUILD_DIR [CMAKE_ARG...]]      -> BUILD_DIR/sluice
+#
+# CMAKE_ARGs are added to both configure steps after the defaults (RelWithDebInfo, no tests),
+# so they can override them, e.g. -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr.
+# Needs the packages of scripts/install-deps.sh (nginx-light, wrk, openssl, curl and python3
+# for the training run). Exits non-zero, with bench/train's message, when the training fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-build-release}"
-jobs="$(nproc)"
+[ $# -gt 0 ] && shift
+jobs="${JOBS:-$(nproc)}"
+launcher=()
+if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 
-cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_BUILD_TESTS=OFF \
-  -DSLUICE_PGO=generate
+configure() {
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_BUILD_TESTS=OFF \
+    "${launcher[@]}" "$@"
+}
+
+configure "$@" -DSLUICE_PGO=generate
 # A profile of older sources would not match them: every training starts from none.
 find "$dir" -name '*.gcda' -delete
 cmake --build "$dir" -j"$jobs" --target sluice
 bench/train "$dir/sluice"
-cmake -S . -B "$dir" -DSLUICE_PGO=use
+configure "$@" -DSLUICE_PGO=use
 cmake --build "$dir" -j"$jobs" --target sluice
 echo "built $dir/sluice (profile-guided)"

@@ -4,6 +4,7 @@
 #   - the staged files the Dockerfile COPYs exist; the binary runs --version (the CMake
 #     project version, which is also the image's version label) and --check-config on
 #     config/docker.yaml (the image's config) and on the staged /etc/sluice/sluice.yaml;
+#   - it is the profile-guided build (configured SLUICE_PGO=use, with the training's profiles);
 #   - the runtime stage's apt-get install list covers every shared-library package
 #     dpkg-shlibdeps finds for the staged binary (so the slim image can run it).
 # No Docker engine is needed. Usage: test_docker_build_script.sh BUILD_DIR
@@ -51,6 +52,13 @@ printf 'listen: 127.0.0.1:3128\nnot_a_key: 1\n' > "$work/bad.yaml"
 set +e; out="$("$bin" --check-config "$work/bad.yaml" 2>&1)"; rc=$?; set -e
 if [ "$rc" = 2 ] && grep -q "bad.yaml:2:1" <<<"$out"; then pass "--check-config on a bad file: exit 2 with its position"
 else fail "--check-config on a bad file: exit $rc, '$out'"; fi
+# The image ships the profile-guided build (scripts/build-release.sh): the training wrote a
+# profile for the request path, and the final build compiled with it.
+if grep -qx 'SLUICE_PGO:STRING=use' "$build/CMakeCache.txt"; then pass "built with SLUICE_PGO=use"
+else fail "the build tree is not configured SLUICE_PGO=use"; fi
+if [ -s "$build/CMakeFiles/sluice_server.dir/daemon/http/session.cpp.gcda" ]; then
+  pass "the training wrote a profile of session.cpp"
+else fail "no profile of session.cpp in $build"; fi
 if readelf -S "$bin" | grep -q '\.symtab'; then fail "the staged binary is not stripped"; else pass "the staged binary is stripped"; fi
 
 # The runtime stage's packages cover the binary's shared-library dependencies. Packages that
