@@ -53,14 +53,7 @@ fi
 # prefix is /usr (as in the .deb); DESTDIR then redirects everything into the stage.
 cmake_args=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DSLUICE_BUILD_TESTS=OFF
   -DSLUICE_BUILD_BENCH=OFF)
-if [ "$pgo" = on ]; then
-  JOBS="$jobs" scripts/build-release.sh "$build" "${cmake_args[@]}"
-else
-  launcher=()
-  if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-  cmake -S . -B "$build" -G Ninja "${cmake_args[@]}" -DSLUICE_PGO=off "${launcher[@]}"
-  cmake --build "$build" --target sluice -j "$jobs"
-fi
+SLUICE_PGO="$pgo" JOBS="$jobs" scripts/build-release.sh "$build" "${cmake_args[@]}"
 DESTDIR="$stage" cmake --install "$build" --strip
 echo "docker-build: installed into $stage"
 "$stage/usr/bin/sluice" --version

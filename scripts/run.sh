@@ -11,11 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:-config/sluice.yaml}"
 scripts/install-deps.sh
-if [ "${SLUICE_PGO:-on}" = off ] || ! scripts/build-release.sh build-release; then
-  [ "${SLUICE_PGO:-on}" = off ] ||
-    echo "run.sh: warning: the profile-guided build failed (above); building without a profile" >&2
-  cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_BUILD_TESTS=OFF \
-    -DSLUICE_PGO=off
-  cmake --build build-release -j"$(nproc)" --target sluice
+if ! scripts/build-release.sh build-release; then
+  echo "run.sh: warning: the profile-guided build failed (above); building without a profile" >&2
+  SLUICE_PGO=off scripts/build-release.sh build-release
 fi
 exec build-release/sluice --config "$config"
