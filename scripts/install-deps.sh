@@ -7,7 +7,7 @@ pkgs=(build-essential cmake ninja-build pkg-config git
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libssl-dev libcrypt-dev libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  ca-certificates openssl curl python3 python3-yaml nginx-light haproxy wrk prometheus
+  ca-certificates openssl curl python3 python3-yaml nginx-light haproxy wrk tcpdump prometheus
   clang libclang-rt-14-dev llvm-14)   # clang, libFuzzer and llvm-symbolizer: sanitize-and-fuzz.sh
 missing=()
 for p in "${pkgs[@]}"; do
