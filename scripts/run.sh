@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 config="${1:-config/sluice.yaml}"
 scripts/install-deps.sh
 if ! scripts/build-release.sh build-release; then
+  # Only a failed profile-guided build falls back: a failed plain build (SLUICE_PGO=off) or a
+  # bad SLUICE_PGO value would fail the same way again.
+  [ "${SLUICE_PGO:-on}" = on ] || exit 1
   echo "run.sh: warning: the profile-guided build failed (above); building without a profile" >&2
   SLUICE_PGO=off scripts/build-release.sh build-release
 fi
