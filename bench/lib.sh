@@ -104,6 +104,41 @@ positive() {
   done
 }
 
+# allowed_cpus : the CPUs this script may run on (its affinity, e.g. a container's cpuset),
+# space-separated and ascending.
+allowed_cpus() {
+  python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))'
+}
+
+# pin_split THREADS CPU... : the CPU lists of `bench/compare --pin`, printed as
+# "PROXY_CPUS CLIENT_CPUS" (comma-separated lists for taskset -c): the proxy gets the first
+# THREADS of the CPUs, wrk and the upstream the others. Status 1, with the reason on stderr,
+# when no CPU would be left for them.
+pin_split() {
+  local t="$1"
+  shift
+  local cpus=("$@")
+  if [ "$t" -ge "${#cpus[@]}" ]; then
+    echo "--pin needs a CPU besides the proxy's: $t proxy thread(s) on ${#cpus[@]} CPU(s)" \
+      "(${cpus[*]}); compare at fewer threads, e.g. --threads $(( ${#cpus[@]} - 1 ))" >&2
+    return 1
+  fi
+  local proxy client
+  proxy="$(IFS=,; echo "${cpus[*]:0:t}")"
+  client="$(IFS=,; echo "${cpus[*]:t}")"
+  echo "$proxy $client"
+}
+
+# pin_cpus LIST PID... : every thread of each process (and what it starts later) runs only on
+# the CPUs in LIST (taskset -c syntax).
+pin_cpus() {
+  local list="$1" pid
+  shift
+  for pid in "$@"; do
+    taskset -a -c -p "$list" "$pid" >/dev/null || die "taskset -c $list failed for pid $pid"
+  done
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -415,11 +450,14 @@ cpu_ticks() {
 
 # run_wrk OUT THREADS CONNECTIONS DURATION URL [LUA] : runs wrk --latency into OUT and sets
 # WRK_RPS, WRK_P50_MS, WRK_P99_MS, WRK_ERRORS (socket errors plus non-2xx/3xx answers: a run
-# with errors is no valid measurement) and WRK_REQUESTS.
+# with errors is no valid measurement) and WRK_REQUESTS. With WRK_CPUS set (a taskset -c
+# list), wrk runs on those CPUs only.
 run_wrk() {
   local out="$1" t="$2" c="$3" d="$4" url="$5" script="${6:-}" args=()
   [ -n "$script" ] && args+=(-s "$script")
-  wrk -t"$t" -c"$c" -d"$d" --latency "${args[@]}" "$url" >"$out"
+  local pin=()
+  [ -n "${WRK_CPUS:-}" ] && pin=(taskset -c "$WRK_CPUS")
+  "${pin[@]}" wrk -t"$t" -c"$c" -d"$d" --latency "${args[@]}" "$url" >"$out"
   read -r WRK_RPS WRK_P50_MS WRK_P99_MS WRK_ERRORS WRK_REQUESTS < <(parse_wrk "$out")
 }
 
