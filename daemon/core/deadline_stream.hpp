@@ -21,6 +21,7 @@
 #include <boost/beast/core/error.hpp>
 
 #include "core/coarse_clock.hpp"
+#include "core/slice_checkpoint.hpp"
 
 namespace sluice {
 
@@ -127,6 +128,7 @@ class deadline_stream {
                     ++inline_depth;
                     std::move(handler)(ec, n);
                     --inline_depth;
+                    slice_checkpoint::after_completion();
                     return;
                 }
                 auto& sock = s->socket;
@@ -277,7 +279,8 @@ inline void deadline_stream::state::on_timer(const boost::system::error_code& ec
 namespace detail {
 
 /// Completion of one deadline_stream operation: accounts for it, turns a cancellation by the
-/// deadline into beast::error::timeout, then calls the caller's handler. Its executor,
+/// deadline into beast::error::timeout, calls the caller's handler, then counts the completion
+/// for the thread's slice checkpoint (slice_checkpoint::after_completion). Its executor,
 /// allocator and cancellation slot are the handler's (the associator below).
 template <class Handler>
 struct deadline_io_done {
@@ -289,6 +292,7 @@ struct deadline_io_done {
         s->finish(ec);
         s.reset();
         std::move(handler)(ec, std::forward<Args>(args)...);
+        slice_checkpoint::after_completion();
     }
 };
 
