@@ -12,8 +12,8 @@ namespace sluice::slice_checkpoint {
 /// I/O completions between two checkpoints: 16. A proxied request counts about two (its
 /// client read and upstream read; bench/compare's job measured 0.14 checkpoints per request),
 /// so a fully loaded I/O thread takes one every ~7 requests, ~150 µs on the machine of
-/// BENCHMARKS.md: a tenth of a slice. A checkpoint is one system call (well under a
-/// microsecond), 0.2 % of a request's CPU time or less.
+/// BENCHMARKS.md: a tenth of a slice. A checkpoint is one system call (0.8–1.2 µs in that
+/// VM), so it adds under 1 % to a request's CPU time.
 inline constexpr unsigned completions_per_checkpoint = 16;
 
 /// Reads the calling thread's CPU time (clock_gettime(2), CLOCK_THREAD_CPUTIME_ID) and returns
