@@ -118,6 +118,11 @@ pin_split() {
   local t="$1"
   shift
   local cpus=("$@")
+  if [ "${#cpus[@]}" -lt 2 ]; then
+    echo "--pin needs at least 2 CPUs, one for the proxy and one for wrk and the upstream;" \
+      "this script may use ${#cpus[@]} (${cpus[*]:-none found})" >&2
+    return 1
+  fi
   if [ "$t" -ge "${#cpus[@]}" ]; then
     echo "--pin needs a CPU besides the proxy's: $t proxy thread(s) on ${#cpus[@]} CPU(s)" \
       "(${cpus[*]}); compare at fewer threads, e.g. --threads $(( ${#cpus[@]} - 1 ))" >&2

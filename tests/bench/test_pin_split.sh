@@ -33,5 +33,16 @@ case "$msg" in
   *) echo "FAIL: refusal message: '$msg'"; failures=$((failures + 1)) ;;
 esac
 
+# Fewer than 2 CPUs (or none found): no suggestion of a thread count that cannot work.
+for args in "1 0" "1"; do
+  # shellcheck disable=SC2086
+  msg="$(pin_split $args 2>&1 >/dev/null)"
+  case "$msg" in
+    *"at least 2 CPUs"*) ;;
+    *) echo "FAIL: pin_split $args: '$msg'"; failures=$((failures + 1)) ;;
+  esac
+  case "$msg" in *"--threads"*) echo "FAIL: pin_split $args suggests a thread count"; failures=$((failures + 1)) ;; esac
+done
+
 [ "$failures" = 0 ] && echo "pin_split: all cases pass"
 exit $((failures > 0))
