@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include "core/coarse_clock.hpp"
+
 namespace sluice::slice_checkpoint {
 
 namespace {
@@ -9,10 +11,8 @@ thread_local std::uint64_t taken = 0;
 }  // namespace
 
 std::chrono::nanoseconds read_thread_cpu_time() noexcept {
-    timespec ts{};
-    if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return std::chrono::nanoseconds{0};
-    return std::chrono::seconds{ts.tv_sec} + std::chrono::nanoseconds{ts.tv_nsec};
+    // coarse_clock's clock_gettime(2) read: a zero when the clock cannot be read.
+    return coarse_clock::detail::read(CLOCK_THREAD_CPUTIME_ID);
 }
 
 std::uint64_t taken_on_this_thread() noexcept {
